@@ -1,0 +1,139 @@
+//! Building the exercise (or solution) crates with Cargo.
+//!
+//! One `cargo build --keep-going --message-format=json` for all selected
+//! crates: a compile error in one crate does not stop the others, and the
+//! JSON messages tell, per crate, which executables were produced and what
+//! the compiler said.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// Per crate folder (`exercises/signals`): its executables by binary name,
+/// or the compiler's error output.
+pub type Built = BTreeMap<PathBuf, Result<BTreeMap<String, PathBuf>, String>>;
+
+#[derive(Deserialize)]
+struct Message {
+    reason: String,
+    #[serde(default)]
+    manifest_path: Option<PathBuf>,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default)]
+    message: Option<Diagnostic>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Diagnostic {
+    level: String,
+    rendered: Option<String>,
+}
+
+/// Build the packages in `crates` (their folders) of the workspace at
+/// `root` into `target_dir`, within `deadline`.
+pub fn build(
+    root: &Path,
+    crates: &[(PathBuf, String)],
+    target_dir: &Path,
+    deadline: Duration,
+) -> Result<Built, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--keep-going", "--message-format=json", "--target-dir"])
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (_, package) in crates {
+        cmd.args(["-p", package]);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    // Wait on a pidfd with the deadline: a build script that loops forever
+    // must not hang the grader.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    if let Some(fd) = crate::harness::contain::pidfd_open(pid) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let until = Instant::now() + deadline;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let _ = child.kill();
+                break;
+            }
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let ms = left.as_millis().min(60_000) as u16;
+            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo: {e}"))?;
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+
+    let mut bins: BTreeMap<PathBuf, BTreeMap<String, PathBuf>> = BTreeMap::new();
+    let mut errors: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for line in out.lines() {
+        let Ok(msg) = serde_json::from_str::<Message>(line) else { continue };
+        let Some(dir) = msg.manifest_path.as_deref().and_then(Path::parent).map(Path::to_path_buf) else {
+            continue;
+        };
+        match msg.reason.as_str() {
+            "compiler-artifact" => {
+                if let (Some(exe), Some(t)) = (msg.executable, msg.target) {
+                    bins.entry(dir).or_default().insert(t.name, exe);
+                }
+            }
+            "compiler-message" => {
+                if let Some(d) = msg.message.filter(|d| d.level == "error") {
+                    errors.entry(dir).or_default().push_str(d.rendered.as_deref().unwrap_or(""));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut built = Built::new();
+    for (dir, _) in crates {
+        let dir = root.join(dir);
+        let key = dir.canonicalize().unwrap_or(dir.clone());
+        let result = match (errors.remove(&key), bins.remove(&key)) {
+            (Some(e), _) => Err(e),
+            (None, Some(b)) if !b.is_empty() => Ok(b),
+            _ if !status.success() => Err(tail(&err, 40)),
+            _ => Err("cargo built no executable for this crate".into()),
+        };
+        built.insert(dir, result);
+    }
+    Ok(built)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("Compiling")).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

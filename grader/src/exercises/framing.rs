@@ -1,0 +1,305 @@
+//! `framing` — binary `pipeframe` (SPEC §4.3; slides „Streams“, „Pipes“,
+//! „Bidirektionale Pipes“ with `sendData`/`receiveData`, „Konvertierungs-
+//! funktionen (2)“ and „Pipes, Sockets und Prozesse (5)“).
+//!
+//! The test plan: the bytes on the wire (big-endian length); the decoder
+//! under every split of its input (one byte at a time, everything at once,
+//! empty frames, the largest frame, a stream cut inside a frame); the relay
+//! over a real pipe between two processes, where EOF only arrives if every
+//! process closed the end it does not use, and EPIPE arrives once the reader
+//! is gone.
+
+use nix::unistd::Pid;
+
+use crate::check::{same, same_line, Check, Ctx, Exercise};
+use crate::harness::procfs;
+use crate::harness::{show, Exit, Failure, Program, Step};
+
+const BIN: &str = "pipeframe";
+
+pub fn exercise() -> Exercise {
+    Exercise {
+        id: "framing",
+        title: "Framing: length-prefixed messages over pipes",
+        slides: "„Streams“, „Bidirektionale Pipes“ (sendData/receiveData with htons), „Konvertierungsfunktionen (2)“, „Pipes, Sockets und Prozesse (5)“",
+        bins: &[BIN],
+        checks: vec![
+            Check {
+                id: "encode-bytes",
+                title: "encode: a 16-bit big-endian length, then the payload",
+                points: 10,
+                timing: false,
+                hint: "The length goes on the wire in network byte order (big-endian): `(len as u16).to_be_bytes()`, \
+                       the `htons` of the slide. A 258-byte line starts `01 02`; little-endian would give `02 01`.",
+                run: encode_bytes,
+            },
+            Check {
+                id: "decode-basic",
+                title: "decode: each payload printed as a line, bytes exact",
+                points: 10,
+                timing: false,
+                hint: "Read the 2-byte header, convert with `u16::from_be_bytes` (ntohs), then read exactly that \
+                       many payload bytes and print them followed by `\\n`. Payloads are bytes, not UTF-8 text.",
+                run: decode_basic,
+            },
+            Check {
+                id: "decode-drip",
+                title: "decode: frames arriving one byte at a time",
+                points: 10,
+                timing: false,
+                hint: "A read returns what is there, possibly 1 byte: a pipe is a byte stream without message \
+                       boundaries (slide „Streams“). Keep reading until you have the whole header, then the whole \
+                       payload — and print a frame as soon as it is complete, not at EOF.",
+                run: decode_drip,
+            },
+            Check {
+                id: "decode-packed",
+                title: "decode: 1000 frames in one write",
+                points: 10,
+                timing: false,
+                hint: "One read can return many frames (and a piece of the next). Keep the bytes after a frame \
+                       for the next one instead of discarding the rest of the buffer.",
+                run: decode_packed,
+            },
+            Check {
+                id: "zero-length",
+                title: "zero-length frames and empty lines are data, not EOF",
+                points: 5,
+                timing: false,
+                hint: "A frame of length 0 is an empty line. EOF is `read` returning 0 bytes, not a header \
+                       saying 0.",
+                run: zero_length,
+            },
+            Check {
+                id: "max-length",
+                title: "65535 bytes fit in a frame; 65536 is refused with status 2",
+                points: 10,
+                timing: false,
+                hint: "A u16 holds at most 65535. Check the length before casting: `len as u16` silently \
+                       wraps 65536 to 0.",
+                run: max_length,
+            },
+            Check {
+                id: "truncated",
+                title: "EOF inside a frame: `truncated frame`, status 3",
+                points: 10,
+                timing: false,
+                hint: "EOF between frames is the normal end; EOF after part of a header or payload means the \
+                       stream was cut: say `truncated frame` on stderr and exit 3.",
+                run: truncated,
+            },
+            Check {
+                id: "relay-eof",
+                title: "relay: parent encodes into a pipe, child decodes; both end at EOF",
+                points: 15,
+                timing: false,
+                hint: "After `fork` both processes hold both pipe ends. The reader sees EOF only when every \
+                       write end is closed — also the copy in the child (slide „Pipes, Sockets und \
+                       Prozesse (5)“). Close the end you do not use right after the fork; the parent closes the \
+                       write end at stdin EOF and waits for the child.",
+                run: relay_eof,
+            },
+            Check {
+                id: "relay-child-max",
+                title: "relay --child-max: the parent's write fails with EPIPE, it reaps the child, status 4",
+                points: 10,
+                timing: false,
+                hint: "Writing into a pipe with no reader fails with EPIPE (or kills with SIGPIPE) — but only if \
+                       no process holds the read end any more, the parent included. Close the read end in the \
+                       parent, handle EPIPE, `waitpid` the child, exit 4.",
+                run: relay_child_max,
+            },
+            Check {
+                id: "encode-reader-gone",
+                title: "encode: reader gone → stops at once (SIGPIPE, or status 4 and one line)",
+                points: 10,
+                timing: false,
+                hint: "Rust ignores SIGPIPE, so `write` returns EPIPE: stop reading input, print one line to \
+                       stderr and exit 4. `println!` panics on EPIPE, and ignoring the error loops forever.",
+                run: encode_reader_gone,
+            },
+        ],
+    }
+}
+
+/// A frame as the contract defines it.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(payload);
+    f
+}
+
+fn frames(payloads: &[&[u8]]) -> Vec<u8> {
+    payloads.iter().flat_map(|p| frame(p)).collect()
+}
+
+fn lines(payloads: &[&[u8]]) -> Vec<u8> {
+    payloads.iter().flat_map(|p| [*p, b"\n"].concat()).collect()
+}
+
+/// Run `pipeframe ARGS` on `input` to completion; return the program.
+fn run_to_end(cx: &mut Ctx, args: &[&str], input: &[u8], status: i32, what: &str) -> Step<Program> {
+    let mut p = cx.start(BIN, args)?;
+    p.send(input);
+    p.close_stdin();
+    p.expect_exit(status, what, cx.secs(10.0))?;
+    Ok(p)
+}
+
+fn expect_stderr_line(p: &Program, containing: &str) -> Step {
+    let err = String::from_utf8_lossy(p.stderr());
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    match lines.as_slice() {
+        [line] if line.starts_with(BIN) && line.contains(containing) => Ok(()),
+        _ => Err(Failure::wrong(
+            format!("stderr {}", show(p.stderr())),
+            format!("one line starting with `{BIN}` and containing `{containing}`"),
+        )),
+    }
+}
+
+fn encode_bytes(cx: &mut Ctx) -> Step {
+    let long = vec![b'b'; 258];
+    let mut input = b"a\n\n".to_vec();
+    input.extend_from_slice(&long);
+    input.extend_from_slice(b"\nxyz");
+    let p = run_to_end(cx, &["encode"], &input, 0, "exit status 0 after encoding")?;
+    same("the encoded bytes", p.stdout(), &frames(&[b"a", b"", &long, b"xyz"]))
+}
+
+fn decode_basic(cx: &mut Ctx) -> Step {
+    let payloads: [&[u8]; 4] = [b"hello", b"bytes \xff\x00\x80 kept", b"", b"Wello, world"];
+    let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after decoding")?;
+    same("the decoded lines", p.stdout(), &lines(&payloads))
+}
+
+fn decode_drip(cx: &mut Ctx) -> Step {
+    let long = vec![b'L'; 300];
+    let payloads: [&[u8]; 4] = [b"drip", b"", b"split", &long];
+    let mut p = cx.start(BIN, &["decode"])?;
+    for (k, payload) in payloads.iter().enumerate() {
+        let f = frame(payload);
+        // The short frames one byte at a time; the long one in three pieces
+        // that cut its header.
+        let pieces: Vec<&[u8]> =
+            if f.len() > 20 { vec![&f[..1], &f[1..100], &f[100..]] } else { f.chunks(1).collect() };
+        let last = pieces.len() - 1;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            p.send(piece);
+            if i < last {
+                p.wait_idle("pipeframe to block reading the rest of the frame", cx.secs(5.0))?;
+                if !p.stdout_pending().is_empty() {
+                    return Err(Failure::wrong(
+                        format!("{} printed before frame {} was complete", show(p.stdout_pending()), k + 1),
+                        "nothing until the frame's last byte has arrived",
+                    ));
+                }
+            }
+        }
+        let line =
+            p.line(&format!("the line of frame {} as soon as it is complete (stdin still open)", k + 1), cx.secs(5.0))?;
+        same(&format!("the line of frame {}", k + 1), &line, payload)?;
+    }
+    cx.did("sent the frames byte by byte, waiting each time until pipeframe blocked in read");
+    p.close_stdin();
+    p.expect_exit(0, "exit status 0 at EOF between frames", cx.secs(5.0))?;
+    same("stdout after the last frame", p.stdout_pending(), b"")
+}
+
+fn decode_packed(cx: &mut Ctx) -> Step {
+    let owned: Vec<Vec<u8>> = (0..1000).map(|i| format!("frame {i:04} {}", "p".repeat(i % 300)).into_bytes()).collect();
+    let payloads: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after 1000 frames")?;
+    same("the 1000 decoded lines", p.stdout(), &lines(&payloads))
+}
+
+fn zero_length(cx: &mut Ctx) -> Step {
+    let payloads: [&[u8]; 6] = [b"", b"a", b"", b"", b"b", b""];
+    let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after decoding")?;
+    same("the decoded lines (empty frames are empty lines)", p.stdout(), &lines(&payloads))?;
+    let p = run_to_end(cx, &["encode"], b"\n\nx\n\n", 0, "exit status 0 after encoding")?;
+    same("the frames of empty lines", p.stdout(), &frames(&[b"", b"", b"x", b""]))
+}
+
+fn max_length(cx: &mut Ctx) -> Step {
+    let biggest = vec![b'm'; 65535];
+    let mut input = biggest.clone();
+    input.push(b'\n');
+    input.extend(std::iter::repeat_n(b'n', 65536));
+    input.extend_from_slice(b"\nafter\n");
+    let p = run_to_end(cx, &["encode"], &input, 2, "exit status 2 for the 65536-byte line")?;
+    same("stdout (the 65535-byte frame, written before the refused line)", p.stdout(), &frame(&biggest))?;
+    if p.stderr().is_empty() {
+        return Err(Failure::wrong("nothing on stderr", "a message saying the line is too long"));
+    }
+    let p = run_to_end(cx, &["decode"], &frame(&biggest), 0, "exit status 0 after a 65535-byte frame")?;
+    same("the decoded 65535-byte line", p.stdout(), &lines(&[&biggest]))
+}
+
+fn truncated(cx: &mut Ctx) -> Step {
+    let cuts: [(&str, &[u8]); 2] = [("inside a header", b"\x00"), ("inside a payload", b"\x00\x05abc")];
+    for (place, tail) in cuts {
+        let mut input = frame(b"ok");
+        input.extend_from_slice(tail);
+        let p = run_to_end(cx, &["decode"], &input, 3, &format!("exit status 3 for EOF {place}"))?;
+        same("the frame before the cut", p.stdout(), b"ok\n")?;
+        expect_stderr_line(&p, "truncated frame")?;
+    }
+    Ok(())
+}
+
+/// Living (not zombie) children of `pid`.
+fn live_children(pid: Pid) -> Vec<Pid> {
+    procfs::children(pid).into_iter().filter(|&c| !matches!(procfs::state(c), None | Some('Z'))).collect()
+}
+
+fn relay_eof(cx: &mut Ctx) -> Step {
+    let mut p = cx.start(BIN, &["relay"])?;
+    p.send(b"hello\n");
+    let line = p.line("`5 hello` from the child", cx.secs(5.0))?;
+    same_line(&line, "5 hello")?;
+    let kids = p.wait_for("a child process (relay forks)", cx.secs(2.0), true, |p| {
+        let kids = live_children(p.pid());
+        (!kids.is_empty()).then_some(kids.len())
+    })?;
+    cx.did(format!("saw {kids} child process(es) of pipeframe"));
+    p.send(b"\nframes over a pipe\n");
+    p.close_stdin();
+    p.expect_exit(0, "exit status 0 once stdin ended (the child must see EOF on the pipe)", cx.secs(5.0))?;
+    same("the child's lines", p.stdout_pending(), b"0 \n18 frames over a pipe\n")
+}
+
+fn relay_child_max(cx: &mut Ctx) -> Step {
+    let mut p = cx.start(BIN, &["relay", "--child-max", "2"])?;
+    p.send(b"one\ntwo\n");
+    for want in ["3 one", "3 two"] {
+        let line = p.line(&format!("`{want}` from the child"), cx.secs(5.0))?;
+        same_line(&line, want)?;
+    }
+    p.wait_for("the child to exit after 2 frames", cx.secs(5.0), true, |p| {
+        live_children(p.pid()).is_empty().then_some(())
+    })?;
+    cx.did("waited until the child had exited");
+    p.send(b"three\n");
+    let exit =
+        p.wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))?;
+    match exit {
+        Exit::Code(4) => expect_stderr_line(&p, ""),
+        other => Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
+    }
+}
+
+fn encode_reader_gone(cx: &mut Ctx) -> Step {
+    let mut p = cx.start(BIN, &["encode"])?;
+    p.send(b"first line\n");
+    p.wait_for("the first frame on stdout", cx.secs(5.0), false, |p| (p.stdout().len() >= 12).then_some(()))?;
+    p.close_stdout();
+    let more: Vec<u8> = (0..20_000).flat_map(|i| format!("more input {i}\n").into_bytes()).collect();
+    p.send(&more);
+    let exit = p.wait_exit("pipeframe to stop at once (stdin kept open and fed)", cx.secs(5.0))?;
+    match exit {
+        Exit::Signal(libc::SIGPIPE) => Ok(()),
+        Exit::Code(4) => expect_stderr_line(&p, ""),
+        other => Err(p.classify(other, "death by SIGPIPE, or exit status 4 with one line on stderr")),
+    }
+}

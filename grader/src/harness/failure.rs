@@ -1,0 +1,156 @@
+//! Named outcomes: why a check did not pass.
+//!
+//! A student reading a failure must see at once *what kind* of failure it
+//! was — wrong bytes, a hang, a crash by which signal, a panic, a `todo!()`
+//! still in place — before the details. Every way a wait or a comparison can
+//! fail ends up as one [`Failure`] with a [`Kind`].
+
+use std::fmt;
+
+use nix::sys::signal::Signal;
+
+/// What went wrong, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The program answered, but not what the contract says.
+    WrongOutput,
+    /// Nothing (or not enough) came within the deadline.
+    TimedOut,
+    /// Killed by a signal it did not handle (SIGSEGV, SIGABRT, SIGPIPE …).
+    Crashed,
+    /// A Rust panic.
+    Panicked,
+    /// The skeleton's `todo!()` was reached.
+    NotImplemented,
+    /// Printed more than the output cap.
+    OutputLimit,
+    /// Exited but left processes running.
+    LeftBehind,
+    /// The exercise did not compile.
+    BuildError,
+    /// Fault of the grader or the machine, not of the program.
+    GraderError,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::WrongOutput => "wrong output",
+            Kind::TimedOut => "timed out",
+            Kind::Crashed => "crashed",
+            Kind::Panicked => "panicked",
+            Kind::NotImplemented => "not implemented yet",
+            Kind::OutputLimit => "output limit",
+            Kind::LeftBehind => "processes left behind",
+            Kind::BuildError => "build error",
+            Kind::GraderError => "grader error",
+        }
+    }
+}
+
+/// Why a check failed: what came back and what was expected. The check adds
+/// what the grader did (its transcript) and the hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: Kind,
+    pub got: String,
+    pub expected: String,
+    /// A hint for this particular way of failing, shown before the check's
+    /// general hint (e.g. "std's read_line retries EINTR").
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, got: impl Into<String>, expected: impl Into<String>) -> Failure {
+        Failure { kind, got: got.into(), expected: expected.into(), hint: None }
+    }
+
+    /// The program answered, but wrongly.
+    pub fn wrong(got: impl Into<String>, expected: impl Into<String>) -> Failure {
+        Failure::new(Kind::WrongOutput, got, expected)
+    }
+
+    /// The grader itself could not do its job (a fault, not a verdict).
+    pub fn grader(what: impl Into<String>) -> Failure {
+        Failure::new(Kind::GraderError, what, "the grader to be able to run this check")
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: got {}; expected {}", self.kind.label(), self.got, self.expected)
+    }
+}
+
+/// `Result` of a check step.
+pub type Step<T = ()> = Result<T, Failure>;
+
+/// How a program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit status {c}"),
+            Exit::Signal(s) => write!(f, "killed by {}", signal_name(*s)),
+        }
+    }
+}
+
+/// `SIGPIPE` for 13; `signal 40` for what has no name.
+pub fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Bytes as a short, readable, escaped string in backticks: text stays
+/// text, the rest is `\xNN`; long data is cut in the middle.
+pub fn show(bytes: &[u8]) -> String {
+    const MAX: usize = 160;
+    let esc = |b: &[u8]| -> String {
+        let mut s = String::new();
+        for chunk in b.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\n' => s.push_str("\\n"),
+                    '\t' => s.push_str("\\t"),
+                    '\r' => s.push_str("\\r"),
+                    '`' => s.push_str("\\`"),
+                    c if c.is_control() => s.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                    c => s.push(c),
+                }
+            }
+            for b in chunk.invalid() {
+                s.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        s
+    };
+    if bytes.len() <= MAX {
+        format!("`{}`", esc(bytes))
+    } else {
+        let head = &bytes[..MAX / 2];
+        let tail = &bytes[bytes.len() - MAX / 2..];
+        format!("`{}`…({} bytes)…`{}`", esc(head), bytes.len() - MAX, esc(tail))
+    }
+}
+
+/// Human size: `512 bytes`, `16 KiB`, `16 MiB`.
+pub fn size(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}

@@ -1,0 +1,17 @@
+//! How a student program is run: started clean ([`spawn`]), contained and
+//! cleaned up ([`contain`]), driven and waited on ([`program`]), observed
+//! through `/proc` ([`procfs`]), and how its failures are named
+//! ([`failure`]).
+//!
+//! Checks never touch processes directly: they start a [`Program`], send it
+//! stimuli, and wait for observable events with a deadline.
+
+pub mod contain;
+pub mod failure;
+pub mod procfs;
+pub mod program;
+pub mod spawn;
+
+pub use failure::{show, size, Exit, Failure, Kind, Step};
+pub use program::{Options, Program, SharedTranscript, Transcript};
+pub use spawn::{Limits, Spec};

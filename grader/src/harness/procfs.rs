@@ -1,0 +1,193 @@
+//! Reading a process's state from `/proc`.
+//!
+//! The grader judges programs from the outside. Where a program's state has no
+//! event to wait for (which signals it catches, whether it is asleep, how much
+//! CPU it burnt, which descriptors it holds) the kernel's view in `/proc` is
+//! the observable truth. Every reader here tolerates the process vanishing
+//! between two reads: it returns `None` or an empty list, never an error.
+
+use std::fs;
+
+use nix::unistd::Pid;
+
+/// One thread's scheduling state, from `/proc/PID/task/TID/stat`.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub tid: i32,
+    /// `R` running, `S` interruptible sleep, `D` disk sleep, `T` stopped,
+    /// `t` traced, `Z` zombie, `X` dead.
+    pub state: char,
+    /// Kernel function the thread sleeps in (`pipe_read`, `do_sys_poll`, …),
+    /// empty while it runs.
+    pub wchan: String,
+}
+
+/// The fields of `/proc/PID/status` the checks read.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub sig_cgt: u64,
+    pub sig_ign: u64,
+    pub sig_blk: u64,
+    pub threads: u32,
+    pub voluntary_ctxt_switches: u64,
+    pub nonvoluntary_ctxt_switches: u64,
+}
+
+impl Status {
+    /// Whether the bit for signal `sig` is set in a `/proc` signal mask.
+    pub fn has(mask: u64, sig: i32) -> bool {
+        sig >= 1 && mask & (1u64 << (sig - 1)) != 0
+    }
+}
+
+fn stat_fields(text: &str) -> Option<Vec<&str>> {
+    // The command name in parentheses may itself hold spaces and parens:
+    // everything after the last ')' is space separated.
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().collect())
+}
+
+/// State character of the process (thread group leader), `None` when gone.
+pub fn state(pid: Pid) -> Option<char> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&text)?.first()?.chars().next()
+}
+
+/// CPU time (user + system) of the whole process in clock ticks (1/100 s),
+/// summed over all its threads, living and exited.
+pub fn cpu_ticks(pid: Pid) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = stat_fields(&text)?;
+    // Fields 14 and 15 of stat(5) are utime and stime; `f` starts at field 3.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Process group of `pid`.
+pub fn pgid(pid: Pid) -> Option<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&text)?.get(2)?.parse().ok()
+}
+
+pub fn status(pid: Pid) -> Option<Status> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut s = Status::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        let hex = || u64::from_str_radix(value, 16).unwrap_or(0);
+        match key {
+            "SigCgt" => s.sig_cgt = hex(),
+            "SigIgn" => s.sig_ign = hex(),
+            "SigBlk" => s.sig_blk = hex(),
+            "Threads" => s.threads = value.parse().unwrap_or(0),
+            "voluntary_ctxt_switches" => s.voluntary_ctxt_switches = value.parse().unwrap_or(0),
+            "nonvoluntary_ctxt_switches" => s.nonvoluntary_ctxt_switches = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some(s)
+}
+
+/// Every thread of `pid` with its state and wait channel.
+pub fn tasks(pid: Pid) -> Vec<Task> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let mut tasks: Vec<Task> = dir
+        .flatten()
+        .filter_map(|e| {
+            let tid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let state = stat_fields(&stat)?.first()?.chars().next()?;
+            let wchan = fs::read_to_string(e.path().join("wchan")).unwrap_or_default();
+            let wchan = if wchan == "0" { String::new() } else { wchan };
+            Some(Task { tid, state, wchan })
+        })
+        .collect();
+    tasks.sort_by_key(|t| t.tid);
+    tasks
+}
+
+/// Direct children of `pid` (over all its threads).
+pub fn children(pid: Pid) -> Vec<Pid> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let mut kids = Vec::new();
+    for task in dir.flatten() {
+        if let Ok(text) = fs::read_to_string(task.path().join("children")) {
+            kids.extend(text.split_whitespace().filter_map(|s| s.parse().ok()).map(Pid::from_raw));
+        }
+    }
+    kids
+}
+
+/// `pid` and all its descendants, parents before children.
+pub fn tree(pid: Pid) -> Vec<Pid> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    // Bounded: a fork storm is capped by the containment, and a cycle cannot
+    // occur in a process tree; the bound only guards against a runaway read.
+    while i < out.len() && out.len() < 100_000 {
+        let kids = children(out[i]);
+        out.extend(kids);
+        i += 1;
+    }
+    out
+}
+
+/// Short command name (`comm`).
+pub fn comm(pid: Pid) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// Whether the environment of `pid` contains exactly the entry `entry`
+/// (`KEY=VALUE`). Zombies have no environment any more.
+pub fn environ_has(pid: Pid, entry: &str) -> bool {
+    match fs::read(format!("/proc/{pid}/environ")) {
+        Ok(env) => env.split(|&b| b == 0).any(|e| e == entry.as_bytes()),
+        Err(_) => false,
+    }
+}
+
+/// Open descriptors of `pid` with what they point to (`pipe:[123]`, `/dev/null`).
+pub fn fds(pid: Pid) -> Vec<(i32, String)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let mut out: Vec<(i32, String)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = fs::read_link(e.path()).ok()?.to_string_lossy().into_owned();
+            Some((fd, target))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// One line per thread of every process in `pids`: where it sits. Used in
+/// time-out messages ("sigecho (pid 42) blocked in pipe_read").
+pub fn describe(pids: &[Pid]) -> String {
+    let mut parts = Vec::new();
+    for &pid in pids {
+        let tasks = tasks(pid);
+        if tasks.is_empty() {
+            continue;
+        }
+        let name = comm(pid);
+        let many = tasks.len() > 1;
+        for t in tasks {
+            let who =
+                if many { format!("{name} (pid {pid}, thread {})", t.tid) } else { format!("{name} (pid {pid})") };
+            parts.push(format!("{who} {}", state_words(t.state, &t.wchan)));
+        }
+    }
+    parts.join("; ")
+}
+
+fn state_words(state: char, wchan: &str) -> String {
+    match state {
+        'R' => "was running (busy on the CPU)".into(),
+        'S' | 'D' if !wchan.is_empty() => format!("was blocked in {wchan}"),
+        'S' | 'D' => "was asleep".into(),
+        'T' | 't' => "was stopped (SIGSTOP/SIGTSTP)".into(),
+        'Z' => "had exited but was not yet reaped (zombie)".into(),
+        other => format!("was in state {other}"),
+    }
+}

@@ -1,0 +1,135 @@
+//! Starting a student program in a clean, contained state.
+//!
+//! Whatever state the grader was started in must not leak into the program:
+//! a grader started with `&` from a script ignores SIGINT, Rust ignores
+//! SIGPIPE, a test harness may block signals, and this machine even hands
+//! descriptors 10 and 251 to every process. So in the child, between `fork`
+//! and `exec`, we reset every signal disposition and the mask, mark every
+//! descriptor above 2 close-on-exec, start a new session, join the cgroup,
+//! and set resource limits.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::sys::resource::{setrlimit, Resource};
+
+use super::contain::Leash;
+
+/// Resource limits for one program. `None` leaves a limit as inherited.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// CPU seconds (SIGXCPU, then SIGKILL one second later).
+    pub cpu_secs: u64,
+    /// Address space in bytes.
+    pub address_space: u64,
+    /// Largest file the program may write, in bytes.
+    pub file_size: u64,
+    /// Open descriptors.
+    pub open_files: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { cpu_secs: 20, address_space: 2 << 30, file_size: 64 << 20, open_files: 1024 }
+    }
+}
+
+/// What to start and how.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub path: std::path::PathBuf,
+    pub args: Vec<OsString>,
+    pub limits: Limits,
+    /// Pin the program (and so its children) to one CPU.
+    pub cpu: Option<usize>,
+}
+
+/// Build the `Command` for `spec`: stdin, stdout and stderr are pipes the
+/// caller owns; everything else is reset in the child.
+pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
+    let mut cmd = Command::new(&spec.path);
+    cmd.args(&spec.args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
+        .env("HOME", cwd)
+        .env("LANG", "C.UTF-8")
+        .env("RUST_BACKTRACE", "0")
+        .env(super::contain::TOKEN_VAR, &leash.token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+
+    let join = leash.join_path.clone();
+    let limits = spec.limits.clone();
+    let cpu = spec.cpu;
+    // SAFETY: the closure runs in the forked child of a multi-threaded
+    // process, before exec. It only makes async-signal-safe system calls
+    // (open, write, close, setsid, sigaction, sigprocmask, setrlimit,
+    // close_range/fcntl, sched_setaffinity) on data prepared before the
+    // fork; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Join the cgroup first, so that nothing the program does later
+            // escapes it. "0" means the writing process itself.
+            if let Some(path) = &join {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                }
+            }
+            // A session (and process group) of its own.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Every signal at its default disposition, none blocked.
+            // Handlers are reset by exec anyway; SIG_IGN is inherited.
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            // Only 0, 1, 2 survive exec.
+            mark_cloexec_from(3);
+            let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+            let _ = setrlimit(Resource::RLIMIT_CPU, limits.cpu_secs, limits.cpu_secs + 1);
+            let _ = setrlimit(Resource::RLIMIT_AS, limits.address_space, limits.address_space);
+            let _ = setrlimit(Resource::RLIMIT_FSIZE, limits.file_size, limits.file_size);
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, limits.open_files, limits.open_files);
+            if let Some(cpu) = cpu {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Set FD_CLOEXEC on every descriptor >= `first`. Async-signal-safe.
+///
+/// # Safety
+/// Only call between fork and exec (or on descriptors you own).
+unsafe fn mark_cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let rc = libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC);
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: walk the descriptor table up to the limit.
+    let mut lim: libc::rlimit = std::mem::zeroed();
+    let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 { lim.rlim_cur.min(1 << 16) as i32 } else { 4096 };
+    for fd in first as i32..max {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}

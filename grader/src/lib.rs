@@ -1,0 +1,15 @@
+//! The ipc-lab grader.
+//!
+//! Data flows one way: [`exercises`] (what is checked, on top of the
+//! [`harness`] that runs programs) → [`runner`] → [`results`] →
+//! [`report`]. See ARCHITECTURE.md at the repository root for the map.
+
+pub mod app;
+pub mod builder;
+pub mod check;
+pub mod cli;
+pub mod exercises;
+pub mod harness;
+pub mod report;
+pub mod results;
+pub mod runner;

@@ -1,0 +1,118 @@
+//! `--format human`: a table per exercise, then every failure in full (what
+//! the grader did, what came back, what was expected, hints, how to rerun),
+//! then the total and the wall time.
+
+use std::fmt::Write;
+
+use crate::results::{CheckResult, Report, Status};
+
+/// Terminal styling; empty strings when colour is off.
+pub struct Style {
+    pub bold: &'static str,
+    pub red: &'static str,
+    pub green: &'static str,
+    pub yellow: &'static str,
+    pub dim: &'static str,
+    pub reset: &'static str,
+}
+
+impl Style {
+    pub const PLAIN: Style = Style { bold: "", red: "", green: "", yellow: "", dim: "", reset: "" };
+    pub const COLOR: Style = Style {
+        bold: "\x1b[1m",
+        red: "\x1b[31m",
+        green: "\x1b[32m",
+        yellow: "\x1b[33m",
+        dim: "\x1b[2m",
+        reset: "\x1b[0m",
+    };
+}
+
+fn mark(c: &CheckResult, st: &Style) -> String {
+    match c.status {
+        Status::Passed => format!("{}✓{}", st.green, st.reset),
+        Status::Failed => format!("{}✗{}", st.red, st.reset),
+        Status::Error => format!("{}!{}", st.red, st.reset),
+        Status::Skipped => format!("{}-{}", st.yellow, st.reset),
+    }
+}
+
+pub fn render(report: &Report, st: &Style) -> String {
+    let mut o = String::new();
+    for ex in &report.exercises {
+        let _ = writeln!(o, "{}{} — {}{}  {}/{}", st.bold, ex.id, ex.title, st.reset, ex.score, ex.max_score);
+        if let Some(err) = &ex.build_error {
+            let _ = writeln!(o, "{}  build failed:{}", st.red, st.reset);
+            for line in err.lines().take(60) {
+                let _ = writeln!(o, "    {line}");
+            }
+        }
+        let w = ex.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+        for c in &ex.checks {
+            let kind =
+                c.detail.as_ref().map(|d| format!("  {}{}{}", st.red, d.kind.label(), st.reset)).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  {} {:w$}  {:>3}/{:<3} {}{:>5.2}s{}  {}{}",
+                mark(c, st),
+                c.id,
+                c.points,
+                c.max_points,
+                st.dim,
+                c.duration_ms as f64 / 1000.0,
+                st.reset,
+                c.title,
+                kind,
+            );
+        }
+        let _ = writeln!(o);
+    }
+    let failures: Vec<(&str, &CheckResult)> = report
+        .exercises
+        .iter()
+        .filter(|e| e.build_error.is_none())
+        .flat_map(|e| e.checks.iter().map(move |c| (e.id.as_str(), c)))
+        .filter(|(_, c)| c.detail.is_some())
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(o, "{}Failures{}", st.bold, st.reset);
+        for (ex, c) in failures {
+            let d = c.detail.as_ref().expect("filtered");
+            let _ = writeln!(
+                o,
+                "\n{}{}/{}{} — {} {}({}){}",
+                st.bold,
+                ex,
+                c.id,
+                st.reset,
+                c.title,
+                st.red,
+                d.kind.label(),
+                st.reset
+            );
+            let _ = writeln!(o, "  did:      {}", d.did.join("\n            "));
+            let _ = writeln!(o, "  got:      {}", d.got);
+            let _ = writeln!(o, "  expected: {}", d.expected);
+            for h in &d.hints {
+                let _ = writeln!(o, "  {}hint:{}     {}", st.yellow, st.reset, h);
+            }
+            let _ = writeln!(o, "  rerun:    {}", c.rerun);
+        }
+        let _ = writeln!(o);
+    }
+    let colour = if report.failed == 0 { st.green } else { st.red };
+    let _ = writeln!(
+        o,
+        "{}{}Total {}/{}{} — {} passed, {} failed in {:.2}s{}",
+        st.bold,
+        colour,
+        report.score,
+        report.max_score,
+        st.reset,
+        report.passed,
+        report.failed,
+        report.wall_ms as f64 / 1000.0,
+        if report.time_scale != 1.0 { format!(" (time scale {})", report.time_scale) } else { String::new() },
+    );
+    o
+}

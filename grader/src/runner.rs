@@ -1,0 +1,192 @@
+//! Running checks and turning their outcomes into [`results`](crate::results).
+//!
+//! Checks that do not measure timing run in parallel on `-j` workers. Checks
+//! marked `timing` run afterwards, together: they spend their time waiting
+//! on idle programs, and not sharing the CPU with the heavy checks keeps
+//! their upper bounds honest.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::check::{Check, Ctx, Exercise};
+use crate::harness::{Failure, Kind};
+use crate::results::{CheckResult, Detail, ExerciseResult, Report, Status};
+
+/// Where an exercise's executables come from.
+pub enum Bins {
+    Ready(BTreeMap<String, PathBuf>),
+    /// The crate did not compile: the compiler's message.
+    BuildError(String),
+}
+
+/// One exercise to grade.
+pub struct Job {
+    pub exercise: Exercise,
+    pub bins: Bins,
+    /// Indices of the checks selected by `--check`.
+    pub selected: Vec<usize>,
+}
+
+pub struct Settings {
+    pub jobs: usize,
+    pub scale: f64,
+    /// The rerun command without the exercise and check (`cargo grade`,
+    /// `cargo grade --solutions`).
+    pub rerun_base: String,
+}
+
+/// Run every selected check of every job.
+pub fn run(jobs: &[Job], settings: &Settings) -> Report {
+    let started = Instant::now();
+    let mut results: BTreeMap<(usize, usize), CheckResult> = BTreeMap::new();
+    let mut queue_fast = VecDeque::new();
+    let mut queue_timing = VecDeque::new();
+    for (e, job) in jobs.iter().enumerate() {
+        for &c in &job.selected {
+            let check = &job.exercise.checks[c];
+            match &job.bins {
+                Bins::BuildError(msg) => {
+                    results.insert((e, c), build_failed(job, check, msg, settings));
+                }
+                Bins::Ready(_) if check.timing => queue_timing.push_back((e, c)),
+                Bins::Ready(_) => queue_fast.push_back((e, c)),
+            }
+        }
+    }
+    let workers = settings.jobs.max(1);
+    let timing_workers = queue_timing.len().max(1);
+    results.extend(run_queue(jobs, settings, queue_fast, workers));
+    results.extend(run_queue(jobs, settings, queue_timing, timing_workers));
+
+    let mut exercises = Vec::new();
+    for (e, job) in jobs.iter().enumerate() {
+        let checks: Vec<CheckResult> = job.selected.iter().filter_map(|&c| results.remove(&(e, c))).collect();
+        exercises.push(ExerciseResult {
+            id: job.exercise.id.to_string(),
+            title: job.exercise.title.to_string(),
+            score: checks.iter().map(|c| c.points).sum(),
+            max_score: checks.iter().map(|c| c.max_points).sum(),
+            build_error: match &job.bins {
+                Bins::BuildError(m) => Some(m.clone()),
+                Bins::Ready(_) => None,
+            },
+            checks,
+        });
+    }
+    let all = exercises.iter().flat_map(|e| &e.checks);
+    let passed = all.clone().filter(|c| c.status == Status::Passed).count();
+    let failed = all.filter(|c| matches!(c.status, Status::Failed | Status::Error)).count();
+    Report {
+        score: exercises.iter().map(|e| e.score).sum(),
+        max_score: exercises.iter().map(|e| e.max_score).sum(),
+        passed,
+        failed,
+        wall_ms: started.elapsed().as_millis() as u64,
+        time_scale: settings.scale,
+        exercises,
+    }
+}
+
+fn run_queue(
+    jobs: &[Job],
+    settings: &Settings,
+    queue: VecDeque<(usize, usize)>,
+    workers: usize,
+) -> Vec<((usize, usize), CheckResult)> {
+    let queue = Mutex::new(queue);
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let Some((e, c)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
+                let r = run_one(&jobs[e], &jobs[e].exercise.checks[c], settings);
+                done.lock().unwrap_or_else(|p| p.into_inner()).push(((e, c), r));
+            });
+        }
+    });
+    done.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+fn rerun(job: &Job, check: &Check, settings: &Settings) -> String {
+    format!("{} {} --check {}", settings.rerun_base, job.exercise.id, check.id)
+}
+
+fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
+    let Bins::Ready(bins) = &job.bins else { unreachable!("build errors are not queued") };
+    let started = Instant::now();
+    let mut cx = Ctx::new(bins, settings.scale);
+    let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&mut cx))).unwrap_or_else(|p| {
+        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        Err(Failure::grader(format!("the check itself panicked: {}", msg.unwrap_or_default())))
+    });
+    // Every Program of the check has been dropped by now: killed, reaped,
+    // and leftovers recorded.
+    let log = cx.log.borrow();
+    let outcome = match outcome {
+        Ok(()) if !log.leftovers.is_empty() => {
+            Err(Failure::new(Kind::LeftBehind, log.leftovers.join("; "), "no process left once the program has exited")
+                .with_hint("wait for every child you fork (waitpid) and do not leave daemons behind"))
+        }
+        other => other,
+    };
+    let rerun = rerun(job, check, settings);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(()) => CheckResult {
+            id: check.id.into(),
+            title: check.title.into(),
+            points: check.points,
+            max_points: check.points,
+            status: Status::Passed,
+            message: String::new(),
+            duration_ms,
+            rerun,
+            detail: None,
+        },
+        Err(f) => {
+            let status = if f.kind == Kind::GraderError { Status::Error } else { Status::Failed };
+            let mut hints: Vec<String> = f.hint.into_iter().collect();
+            hints.push(check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
+            let detail = Detail { kind: f.kind, did: log.steps.clone(), got: f.got, expected: f.expected, hints };
+            CheckResult {
+                id: check.id.into(),
+                title: check.title.into(),
+                points: 0,
+                max_points: check.points,
+                status,
+                message: detail.text(&rerun),
+                duration_ms,
+                rerun,
+                detail: Some(detail),
+            }
+        }
+    }
+}
+
+fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> CheckResult {
+    let first = msg.lines().find(|l| l.starts_with("error")).unwrap_or("the crate did not compile");
+    let detail = Detail {
+        kind: Kind::BuildError,
+        did: vec![format!("built the `{}` crate", job.exercise.id)],
+        got: first.to_string(),
+        expected: "the crate to compile".into(),
+        hints: vec![
+            "fix the compiler errors shown above the table; every check of this exercise needs the binary".into()
+        ],
+    };
+    let rerun = rerun(job, check, settings);
+    CheckResult {
+        id: check.id.into(),
+        title: check.title.into(),
+        points: 0,
+        max_points: check.points,
+        status: Status::Error,
+        message: detail.text(&rerun),
+        duration_ms: 0,
+        rerun,
+        detail: Some(detail),
+    }
+}
