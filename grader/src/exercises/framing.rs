@@ -253,6 +253,11 @@ fn live_children(pid: Pid) -> Vec<Pid> {
     procfs::children(pid).into_iter().filter(|&c| !matches!(procfs::state(c), None | Some('Z'))).collect()
 }
 
+fn asleep(pid: Pid) -> bool {
+    let tasks = procfs::tasks(pid);
+    !tasks.is_empty() && tasks.iter().all(|t| t.state == 'S')
+}
+
 fn relay_eof(cx: &mut Ctx) -> Step {
     let mut p = cx.start(BIN, &["relay"])?;
     p.send(b"hello\n");
@@ -263,10 +268,40 @@ fn relay_eof(cx: &mut Ctx) -> Step {
         (!kids.is_empty()).then_some(kids.len())
     })?;
     cx.did(format!("saw {kids} child process(es) of pipeframe"));
-    p.send(b"\nframes over a pipe\n");
+
+    // The grader stalls stdout (a one-page pipe), so the child is still busy
+    // printing when stdin ends: a correct parent now sits in `waitpid`; one
+    // that does not wait for its child exits while the child still runs.
+    p.set_stdout_pipe_size(4096);
+    p.pause_stdout(true);
+    let body: Vec<u8> = (0..300).flat_map(|i| format!("line {i:03} {}\n", "r".repeat(60)).into_bytes()).collect();
+    p.send(b"\n");
+    p.send(&body);
     p.close_stdin();
+    let waited = p.wait_for("the parent to wait for its child (both blocked)", cx.secs(5.0), true, |p| {
+        if p.exit().is_some() {
+            return Some(false);
+        }
+        let kids = live_children(p.pid());
+        (!kids.is_empty() && asleep(p.pid()) && kids.iter().all(|&k| asleep(k))).then_some(true)
+    })?;
+    if !waited {
+        return Err(Failure::wrong(
+            "the parent exited while its child was still printing (the grader was holding up the child's output)",
+            "the parent to close its write end, then wait for the child (`waitpid`) before exiting",
+        )
+        .with_hint("a parent that exits without `waitpid` leaves its child running (and unreaped)"));
+    }
+    cx.did("saw the parent wait while the child was blocked writing");
+    p.pause_stdout(false);
     p.expect_exit(0, "exit status 0 once stdin ended (the child must see EOF on the pipe)", cx.secs(5.0))?;
-    same("the child's lines", p.stdout_pending(), b"0 \n18 frames over a pipe\n")
+    let mut want = b"0 \n".to_vec();
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        want.extend_from_slice(format!("{} ", line.len()).as_bytes());
+        want.extend_from_slice(line);
+        want.push(b'\n');
+    }
+    same("the child's lines", p.stdout_pending(), &want)
 }
 
 fn relay_child_max(cx: &mut Ctx) -> Step {

@@ -74,16 +74,24 @@ struct Stream {
     total: usize,
     cap: usize,
     eof: bool,
+    /// The grader stalls its reading (the program's writes block once the
+    /// pipe is full).
+    paused: bool,
 }
 
 impl Stream {
     fn new(fd: OwnedFd, cap: usize) -> Stream {
         set_nonblocking(&fd);
-        Stream { fd: Some(fd), buf: Vec::new(), taken: 0, total: 0, cap, eof: false }
+        Stream { fd: Some(fd), buf: Vec::new(), taken: 0, total: 0, cap, eof: false, paused: false }
     }
 
     fn open(&self) -> bool {
         self.fd.is_some() && !self.eof
+    }
+
+    /// Open and not paused: the loop reads it.
+    fn live(&self) -> bool {
+        self.open() && !self.paused
     }
 
     fn overflowed(&self) -> bool {
@@ -93,7 +101,7 @@ impl Stream {
     /// Read what is there, without blocking; at most a few MiB per call so
     /// the loop stays responsive to the other descriptors.
     fn drain(&mut self) {
-        let Some(fd) = &self.fd else { return };
+        let Some(fd) = self.fd.as_ref().filter(|_| !self.paused) else { return };
         let mut chunk = [0u8; 64 * 1024];
         for _ in 0..64 {
             match read(fd, &mut chunk) {
@@ -169,6 +177,9 @@ impl Program {
             .chain(spec.args.iter().map(|a| shell_word(&a.to_string_lossy())))
             .collect::<Vec<_>>()
             .join(" ");
+        // Taken before the fork: lower time bounds count from here, and the
+        // program may run (arm its alarm) before `spawn` returns.
+        let started = Instant::now();
         let spawning = contain::spawn_lock().read().unwrap_or_else(|e| e.into_inner());
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(
@@ -205,7 +216,7 @@ impl Program {
             out,
             err,
             exit: None,
-            started: Instant::now(),
+            started,
             opts,
             log,
             _cwd: cwd,
@@ -268,6 +279,25 @@ impl Program {
     pub fn close_stdout(&mut self) {
         self.log(format!("closed the pipe {} writes its stdout to (reader gone)", self.name));
         self.out.fd = None;
+    }
+
+    /// Stall (or resume) reading the program's stdout, as a slow reader
+    /// would: once the pipe is full, the program's writes block.
+    pub fn pause_stdout(&mut self, paused: bool) {
+        self.log(if paused {
+            format!("stopped reading {}'s stdout", self.name)
+        } else {
+            format!("resumed reading {}'s stdout", self.name)
+        });
+        self.out.paused = paused;
+    }
+
+    /// Shrink the stdout pipe to `bytes` (at least a page), so a stalled
+    /// reader blocks the program early.
+    pub fn set_stdout_pipe_size(&mut self, bytes: usize) {
+        if let Some(fd) = &self.out.fd {
+            let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(bytes as libc::c_int));
+        }
     }
 
     /// Bytes queued for stdin and not yet taken by the pipe.
@@ -493,7 +523,7 @@ impl Program {
     /// pidfd; handle whatever is ready.
     fn poll_once(&mut self, wait: Duration) {
         let want_write = self.stdin.is_some() && self.stdin_backlog() > 0;
-        let (out_open, err_open, alive) = (self.out.open(), self.err.open(), self.exit.is_none());
+        let (out_open, err_open, alive) = (self.out.live(), self.err.live(), self.exit.is_none());
         {
             let mut fds: Vec<PollFd> = Vec::with_capacity(4);
             if let (true, Some(fd)) = (out_open, &self.out.fd) {

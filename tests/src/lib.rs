@@ -1,0 +1,281 @@
+//! Helpers for the integration tests that prove the grader right: running
+//! the real `grader` binary, reading its JSON report, and building mutants
+//! (copies of a reference solution with one realistic student bug).
+//!
+//! Mutants live in `tests/mutants/<exercise>/<name>.toml` as exact
+//! find/replace edits against `solutions/<exercise>/`, so each reads as the
+//! diff of one bug and cannot drift silently from the solution: an edit
+//! whose `find` text no longer occurs exactly once fails the build of the
+//! mutants with a clear message.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// The `grader` executable, built once per test process.
+pub fn grader() -> &'static Path {
+    static GRADER: OnceLock<PathBuf> = OnceLock::new();
+    GRADER.get_or_init(|| {
+        let status = Command::new(cargo())
+            .current_dir(root())
+            .args(["build", "--quiet", "-p", "grader", "--bin", "grader"])
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "building the grader failed");
+        root().join("target/debug/grader")
+    })
+}
+
+/// A `grader` command with a generous time scale: the test suite runs
+/// several graders at once on two cores, and only upper bounds scale.
+pub fn grader_cmd() -> Command {
+    let mut cmd = Command::new(grader());
+    cmd.current_dir(root()).env("GRADER_TIME_SCALE", "2").env_remove("NO_COLOR");
+    cmd
+}
+
+/// Run the grader with `args` plus `--format json`; return exit code and
+/// the parsed report.
+pub fn grade_json(args: &[&str]) -> (i32, Report) {
+    let out = grader_cmd().args(args).args(["--format", "json"]).output().expect("run grader");
+    let code = out.status.code().unwrap_or(-1);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "grader printed no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, Report(json))
+}
+
+/// The grader's JSON report, with accessors the tests need.
+#[derive(Debug, Clone)]
+pub struct Report(pub Value);
+
+impl Report {
+    pub fn score(&self) -> u64 {
+        self.0["score"].as_u64().expect("score")
+    }
+    pub fn max_score(&self) -> u64 {
+        self.0["max_score"].as_u64().expect("max_score")
+    }
+    pub fn exercise(&self, id: &str) -> &Value {
+        self.0["exercises"]
+            .as_array()
+            .expect("exercises[]")
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap_or_else(|| panic!("no exercise {id} in report"))
+    }
+    /// check id → (status, message) of one exercise.
+    pub fn checks(&self, exercise: &str) -> BTreeMap<String, (String, String)> {
+        self.exercise(exercise)["checks"]
+            .as_array()
+            .expect("checks[]")
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    (c["status"].as_str().unwrap().to_string(), c["message"].as_str().unwrap_or("").to_string()),
+                )
+            })
+            .collect()
+    }
+}
+
+/// One mutant: a realistic bug, as edits to a reference solution.
+#[derive(Debug, Deserialize)]
+pub struct Mutant {
+    #[serde(skip)]
+    pub exercise: String,
+    #[serde(skip)]
+    pub name: String,
+    pub bug: String,
+    pub catches: Vec<String>,
+    #[serde(default)]
+    pub may_fail: Vec<String>,
+    pub edit: Vec<Edit>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Edit {
+    #[serde(default = "main_rs")]
+    pub file: String,
+    pub find: String,
+    pub replace: String,
+}
+
+fn main_rs() -> String {
+    "src/main.rs".into()
+}
+
+impl Mutant {
+    pub fn load(path: &Path) -> Mutant {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut m: Mutant = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        m.exercise = path.parent().and_then(Path::file_name).unwrap().to_string_lossy().into_owned();
+        m.name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        m
+    }
+
+    /// Every mutant under `tests/mutants/`.
+    pub fn all() -> Vec<Mutant> {
+        let mut out = Vec::new();
+        let dir = root().join("tests/mutants");
+        let mut exercises: Vec<_> = std::fs::read_dir(&dir).expect("tests/mutants").flatten().collect();
+        exercises.sort_by_key(|e| e.file_name());
+        for ex in exercises {
+            let mut files: Vec<_> = std::fs::read_dir(ex.path()).expect("mutant dir").flatten().collect();
+            files.sort_by_key(|e| e.file_name());
+            for f in files {
+                if f.path().extension().is_some_and(|e| e == "toml") {
+                    out.push(Mutant::load(&f.path()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Binary target name of this mutant in the generated crate.
+    pub fn bin_name(&self) -> String {
+        format!("{}--{}", self.exercise, self.name)
+    }
+
+    /// The solution's sources with this mutant's edits applied:
+    /// path relative to the solution crate → contents.
+    pub fn sources(&self) -> Result<BTreeMap<String, String>, String> {
+        let crate_dir = root().join("solutions").join(&self.exercise);
+        let mut files = BTreeMap::new();
+        for entry in walk(&crate_dir.join("src")) {
+            let rel = entry.strip_prefix(&crate_dir).unwrap().to_string_lossy().into_owned();
+            files.insert(rel, std::fs::read_to_string(&entry).map_err(|e| e.to_string())?);
+        }
+        for edit in &self.edit {
+            let text = files
+                .get_mut(&edit.file)
+                .ok_or_else(|| format!("mutant {}/{}: no file {}", self.exercise, self.name, edit.file))?;
+            let n = text.matches(&edit.find).count();
+            if n != 1 {
+                return Err(format!(
+                    "mutant {}/{}: its `find` text occurs {n} times in solutions/{}/{} (must be exactly once); \
+                     update the mutant to the solution",
+                    self.exercise, self.name, self.exercise, edit.file
+                ));
+            }
+            *text = text.replacen(&edit.find, &edit.replace, 1);
+        }
+        Ok(files)
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Write `contents` to `path` only if it differs, atomically: concurrent
+/// test processes write the same files, and an unchanged file must keep
+/// its mtime so Cargo does not rebuild.
+fn write_if_changed(path: &Path, contents: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Build every mutant (once per test process) into one generated crate
+/// under `target/mutants/`; return binary name → executable.
+pub fn mutant_bins() -> &'static BTreeMap<String, PathBuf> {
+    static BINS: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let dir = root().join("target/mutants");
+        let mutants = Mutant::all();
+        let mut manifest = String::from(
+            "# Generated by tests/src/lib.rs from tests/mutants/*/*.toml; do not edit.\n\
+             [package]\nname = \"ipc-lab-mutants\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [workspace]\n\n[lints.rust]\nwarnings = \"allow\"\n\n",
+        );
+        manifest.push_str(&dependencies());
+        for m in &mutants {
+            let sources = m.sources().unwrap_or_else(|e| panic!("{e}"));
+            for (rel, text) in &sources {
+                write_if_changed(&dir.join("src").join(m.bin_name()).join(rel.trim_start_matches("src/")), text);
+            }
+            manifest.push_str(&format!("\n[[bin]]\nname = \"{0}\"\npath = \"src/{0}/main.rs\"\n", m.bin_name()));
+        }
+        write_if_changed(&dir.join("Cargo.toml"), &manifest);
+        // The workspace's lock file pins the same nix as the solutions, and
+        // lets Cargo build without touching the network.
+        let lock = std::fs::read_to_string(root().join("Cargo.lock")).expect("Cargo.lock");
+        write_if_changed(&dir.join("Cargo.lock"), &lock);
+        let out = Command::new(cargo())
+            .current_dir(&dir)
+            .args(["build", "--quiet", "--bins", "--offline"])
+            .output()
+            .expect("run cargo");
+        assert!(out.status.success(), "building the mutants failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        mutants.iter().map(|m| (m.bin_name(), dir.join("target/debug").join(m.bin_name()))).collect()
+    })
+}
+
+/// `[dependencies]` for the mutants crate: every dependency of every
+/// solution crate, with the union of their features.
+fn dependencies() -> String {
+    let mut features: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let workspace: toml::Value = toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let ws_deps = &workspace["workspace"]["dependencies"];
+    for entry in std::fs::read_dir(root().join("solutions")).unwrap().flatten() {
+        let manifest: toml::Value =
+            toml::from_str(&std::fs::read_to_string(entry.path().join("Cargo.toml")).unwrap()).unwrap();
+        if let Some(deps) = manifest.get("dependencies").and_then(|d| d.as_table()) {
+            for (name, spec) in deps {
+                let f = features.entry(name.clone()).or_default();
+                if let Some(list) = spec.get("features").and_then(|f| f.as_array()) {
+                    f.extend(list.iter().filter_map(|v| v.as_str().map(String::from)));
+                }
+            }
+        }
+    }
+    let mut s = String::from("[dependencies]\n");
+    for (name, mut feats) in features {
+        feats.sort();
+        feats.dedup();
+        let version = match &ws_deps[&name] {
+            toml::Value::String(v) => v.clone(),
+            t => t["version"].as_str().unwrap().to_string(),
+        };
+        let quoted: Vec<String> = feats.iter().map(|f| format!("\"{f}\"")).collect();
+        s.push_str(&format!(
+            "{name} = {{ version = \"{version}\", default-features = false, features = [{}] }}\n",
+            quoted.join(", ")
+        ));
+    }
+    s
+}
