@@ -128,7 +128,8 @@ fn parse_bins(specs: &[String], all: &[Exercise]) -> Result<BTreeMap<String, Pat
         if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
             return Err(format!("--bin {name}: {path} is not an executable file"));
         }
-        let abs = p.canonicalize().map_err(|e| format!("--bin {name}: {path}: {e}"))?;
+        // Absolute, but symlinks kept: argv[0] stays what the user named.
+        let abs = std::path::absolute(p).map_err(|e| format!("--bin {name}: {path}: {e}"))?;
         out.insert(name.to_string(), abs);
     }
     Ok(out)

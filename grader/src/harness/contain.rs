@@ -173,6 +173,7 @@ fn cgroup_root() -> Option<&'static PathBuf> {
             return None;
         }
         let base = PathBuf::from("/sys/fs/cgroup/pids");
+        remove_stale_cgroups(&base);
         let root = base.join(format!("ipc-lab-{}", getpid()));
         fs::create_dir(&root).ok()?;
         Some(root)
@@ -187,11 +188,34 @@ fn make_cgroup(token: &str) -> Option<PathBuf> {
     Some(dir)
 }
 
-/// Remove the grader's cgroup folder at exit (its per-program children are
-/// gone by then).
+/// Remove the grader's cgroup folders at exit (every program is gone by
+/// then; a folder that still holds a process stays and is reported).
 pub fn remove_cgroup_root() {
     if let Some(root) = cgroup_root() {
-        let _ = fs::remove_dir(root);
+        remove_cgroup_tree(root);
+    }
+}
+
+fn remove_cgroup_tree(dir: &std::path::Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten().filter(|e| e.path().is_dir()) {
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
+}
+
+/// Folders of graders that died without cleaning up (killed with SIGKILL):
+/// their processes were killed with them or by us, so only empty folders
+/// remain to remove.
+fn remove_stale_cgroups(base: &std::path::Path) {
+    let Ok(rd) = fs::read_dir(base) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("ipc-lab-").and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+            remove_cgroup_tree(&e.path());
+        }
     }
 }
 

@@ -161,22 +161,34 @@ pub fn fds(pid: Pid) -> Vec<(i32, String)> {
     out
 }
 
-/// One line per thread of every process in `pids`: where it sits. Used in
-/// time-out messages ("sigecho (pid 42) blocked in pipe_read").
+/// Where every thread of every process in `pids` sits, for time-out
+/// messages ("sigecho (pid 42) was blocked in pipe_read"). The first few
+/// are named one by one, the rest counted by state, so a fork storm gives
+/// one readable line.
 pub fn describe(pids: &[Pid]) -> String {
+    const NAMED: usize = 4;
     let mut parts = Vec::new();
+    let mut rest: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut count = 0;
     for &pid in pids {
         let tasks = tasks(pid);
-        if tasks.is_empty() {
-            continue;
-        }
         let name = comm(pid);
         let many = tasks.len() > 1;
         for t in tasks {
-            let who =
-                if many { format!("{name} (pid {pid}, thread {})", t.tid) } else { format!("{name} (pid {pid})") };
-            parts.push(format!("{who} {}", state_words(t.state, &t.wchan)));
+            let words = state_words(t.state, &t.wchan);
+            count += 1;
+            if count <= NAMED {
+                let who =
+                    if many { format!("{name} (pid {pid}, thread {})", t.tid) } else { format!("{name} (pid {pid})") };
+                parts.push(format!("{who} {words}"));
+            } else {
+                *rest.entry(words).or_default() += 1;
+            }
         }
+    }
+    if !rest.is_empty() {
+        let counted: Vec<String> = rest.iter().map(|(w, n)| format!("{n} {}", w.trim_start_matches("was "))).collect();
+        parts.push(format!("and {} more: {}", count - NAMED, counted.join(", ")));
     }
     parts.join("; ")
 }

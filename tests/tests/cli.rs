@@ -1,0 +1,105 @@
+//! The command line: usage errors are one clear line and exit 2; listing,
+//! hints, formats and `--bin` behave as documented.
+
+use assert_cmd::Command;
+use ipc_lab_tests::{grade_json, grader, root};
+use predicates::prelude::*;
+use rstest::rstest;
+
+fn cmd() -> Command {
+    let mut c = Command::new(grader());
+    c.current_dir(root()).timeout(std::time::Duration::from_secs(120));
+    c
+}
+
+#[rstest]
+#[case::unknown_exercise(&["nosuch"], "unknown exercise `nosuch` (known: signals, framing")]
+#[case::unknown_check(&["signals", "--check", "nosuch"], "no check id contains `nosuch`")]
+#[case::missing_bin(&["signals", "--bin", "sigecho=/nonexistent/a.out"], "--bin sigecho: /nonexistent/a.out: No such file")]
+#[case::not_executable(&["signals", "--bin", "sigecho=Cargo.toml"], "--bin sigecho: Cargo.toml is not an executable file")]
+#[case::unknown_binary(&["--bin", "nosuch=/bin/true"], "--bin: unknown binary `nosuch`")]
+#[case::bad_bin_syntax(&["--bin", "sigecho"], "--bin takes NAME=PATH")]
+#[case::zero_time_scale(&["--time-scale", "0"], "--time-scale must be a number above 0")]
+#[case::hint_unknown(&["--hint", "nosuch"], "unknown exercise `nosuch`")]
+fn usage_errors_are_one_line_and_exit_2(#[case] args: &[&str], #[case] message: &str) {
+    let out = cmd().args(args).assert().code(2).stdout("");
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.starts_with("grader: ") && stderr.contains(message), "{stderr}");
+}
+
+#[test]
+fn clap_errors_exit_2() {
+    cmd().args(["--format", "xml"]).assert().code(2).stderr(predicate::str::contains("invalid value 'xml'"));
+    cmd().args(["--time-scale", "fast"]).assert().code(2);
+}
+
+#[test]
+fn list_shows_every_exercise_and_check_with_points() {
+    cmd()
+        .arg("--list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("signals").and(predicate::str::contains("sigint-idle")))
+        .stdout(predicate::str::contains("framing").and(predicate::str::contains("decode-drip")))
+        .stdout(predicate::str::contains("(100 points; binaries: sigecho)"));
+}
+
+#[test]
+fn hint_prints_the_exercise_hints_and_slides() {
+    cmd()
+        .args(["--hint", "signals"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Slides:").and(predicate::str::contains("SA_RESTART")));
+}
+
+#[test]
+fn json_report_has_the_documented_shape() {
+    let (code, report) = grade_json(&["--solutions", "framing", "--check", "encode"]);
+    assert_eq!(code, 0);
+    let v = &report.0;
+    assert!(v["score"].is_u64() && v["max_score"].is_u64());
+    let ex = &v["exercises"][0];
+    for key in ["id", "score", "max_score", "checks"] {
+        assert!(!ex[key].is_null(), "exercise lacks {key}");
+    }
+    let check = &ex["checks"][0];
+    for key in ["id", "title", "points", "max_points", "status", "message", "duration_ms"] {
+        assert!(!check[key].is_null(), "check lacks {key}");
+    }
+    // --check filters by substring: encode-bytes and encode-reader-gone.
+    let ids: Vec<&str> = ex["checks"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["encode-bytes", "encode-reader-gone"]);
+}
+
+#[test]
+fn human_report_ends_with_total_and_wall_time_and_output_file_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.txt");
+    cmd().args(["--solutions", "framing", "--check", "truncated", "--output"]).arg(&file).assert().success().stdout("");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("Total 10/10 — 1 passed, 0 failed in "), "{last}");
+    assert!(!text.contains('\x1b'), "no colour codes into a file");
+}
+
+#[test]
+fn bin_alone_grades_only_the_exercises_whose_binaries_are_all_given() {
+    // Build the solution's sigecho, then hand it over with --bin only.
+    grade_json(&["--solutions", "signals", "--check", "eof"]);
+    let sigecho = root().join("target/solutions/debug/sigecho");
+    let (code, report) = grade_json(&["--bin", &format!("sigecho={}", sigecho.display()), "--check", "echo"]);
+    assert_eq!(code, 0);
+    let ids: Vec<&str> = report.0["exercises"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["signals"]);
+}
+
+#[test]
+fn failing_check_exits_1_and_names_the_rerun_command() {
+    // `true` is an executable that does nothing: every check fails.
+    let out = cmd().args(["signals", "--check", "eof", "--bin", "sigecho=/bin/true"]).assert().code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("rerun:    cargo grade --bin sigecho=/bin/true signals --check eof"), "{text}");
+    assert!(text.contains("sigecho exited with status 0"), "{text}");
+}
