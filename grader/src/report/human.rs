@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::harness::Kind;
 use crate::results::{CheckResult, Report, Status};
 
 /// Terminal styling; empty strings when colour is off.
@@ -76,8 +77,35 @@ pub fn render(report: &Report, st: &Style) -> String {
         .collect();
     if !failures.is_empty() {
         let _ = writeln!(o, "{}Failures{}", st.bold, st.reset);
+        // Checks that only reached a `todo!()` say nothing more than where
+        // it is: one block per place, not one per check.
+        let mut todo: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        for (ex, c) in &failures {
+            let d = c.detail.as_ref().expect("filtered");
+            if d.kind != Kind::NotImplemented {
+                continue;
+            }
+            match todo.iter_mut().find(|(e, got, _)| e == ex && *got == d.got) {
+                Some((_, _, ids)) => ids.push(&c.id),
+                None => todo.push((ex, &d.got, vec![&c.id])),
+            }
+        }
+        for (ex, got, ids) in &todo {
+            let _ = writeln!(
+                o,
+                "\n{}{ex}{} — {}not implemented yet{}: {got}\n  checks waiting for it: {}",
+                st.bold,
+                st.reset,
+                st.yellow,
+                st.reset,
+                ids.join(", ")
+            );
+        }
         for (ex, c) in failures {
             let d = c.detail.as_ref().expect("filtered");
+            if d.kind == Kind::NotImplemented {
+                continue;
+            }
             let _ = writeln!(
                 o,
                 "\n{}{}/{}{} — {} {}({}){}",
