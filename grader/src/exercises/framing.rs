@@ -12,7 +12,7 @@
 use nix::unistd::Pid;
 
 use crate::check::{same, same_line, Check, Ctx, Exercise};
-use crate::harness::procfs;
+use crate::harness::{contain, procfs};
 use crate::harness::{show, Exit, Failure, Program, Step};
 
 const BIN: &str = "pipeframe";
@@ -29,8 +29,8 @@ pub fn exercise() -> Exercise {
                 title: "encode: a 16-bit big-endian length, then the payload",
                 points: 10,
                 timing: false,
-                hint: "The length goes on the wire in network byte order (big-endian): `(len as u16).to_be_bytes()`, \
-                       the `htons` of the slide. A 258-byte line starts `01 02`; little-endian would give `02 01`.",
+                hint: "The length goes on the wire in network byte order (big-endian): `u16::try_from(len)` \
+                       then `.to_be_bytes()`, the `htons` of the slide. A 258-byte line starts `01 02`; little-endian would give `02 01`.",
                 run: encode_bytes,
             },
             Check {
@@ -311,17 +311,28 @@ fn relay_child_max(cx: &mut Ctx) -> Step {
         let line = p.line(&format!("`{want}` from the child"), cx.secs(5.0))?;
         same_line(&line, want)?;
     }
-    p.wait_for("the child to exit after 2 frames", cx.secs(5.0), true, |p| {
-        live_children(p.pid()).is_empty().then_some(())
+    let child = p.wait_for("the child to exit after 2 frames", cx.secs(5.0), true, |p| {
+        let kids = procfs::children(p.pid());
+        (kids.len() == 1 && live_children(p.pid()).is_empty()).then(|| kids[0])
     })?;
-    cx.did("waited until the child had exited");
+    cx.did(format!("waited until the child (pid {child}) had exited"));
+    // Keep the child's zombie observable after the parent exits: if the
+    // parent did not reap it, it is re-parented to the grader.
+    let _hold = contain::Hold::new(child);
     p.send(b"three\n");
     let exit =
         p.wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))?;
     match exit {
-        Exit::Code(4) => expect_stderr_line(&p, ""),
-        other => Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
+        Exit::Code(4) => expect_stderr_line(&p, "")?,
+        other => return Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
     }
+    if procfs::state(child).is_some() {
+        return Err(Failure::wrong(
+            format!("the parent exited with status 4 but never reaped its child (pid {child} was left a zombie)"),
+            "`waitpid` for the child before exiting",
+        ));
+    }
+    Ok(())
 }
 
 fn encode_reader_gone(cx: &mut Ctx) -> Step {
