@@ -60,6 +60,7 @@ pub fn build(
     for (_, package) in crates {
         cmd.args(["-p", package]);
     }
+    crate::harness::spawn::reset_signals(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");

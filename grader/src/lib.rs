@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod exercises;
 pub mod harness;
+pub mod probe;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -69,6 +69,8 @@ fn grade_hostile(mode: &str, check: &str, no_cgroup: bool) -> (Value, Duration, 
 #[case::daemon_left_behind("daemon", "eof", "processes left behind")]
 #[case::closes_stdout_then_hangs("close-stdout", "eof", "timed out")]
 #[case::stops_itself("sigstop", "eof", "timed out")]
+#[case::segfault("segv", "eof", "crashed")]
+#[case::panics("panic", "eof", "panicked")]
 fn hostile_program_fails_clearly_and_leaves_nothing(
     #[case] mode: &str,
     #[case] check: &str,
@@ -89,6 +91,23 @@ fn stopped_program_is_reported_as_stopped() {
     let (result, _, _) = grade_hostile("sigstop", "eof", false);
     let message = result["message"].as_str().unwrap();
     assert!(message.contains("was stopped"), "{message}");
+}
+
+#[test]
+fn crash_and_panic_are_named() {
+    let (result, _, _) = grade_hostile("segv", "eof", false);
+    assert!(result["message"].as_str().unwrap().contains("killed by SIGSEGV"), "{result}");
+    let (result, _, _) = grade_hostile("panic", "eof", false);
+    assert!(result["message"].as_str().unwrap().contains("panicked at tests/src/bin/hostile.rs"), "{result}");
+    assert!(result["message"].as_str().unwrap().contains("the hostile program gives up"), "{result}");
+}
+
+#[test]
+fn time_scale_scales_the_deadline_in_the_message() {
+    // The `eof` check waits 5 s (scaled) for `Exiting`; at 0.5 that is 2.5 s.
+    let (result, wall, _) = grade_hostile("close-stdout", "eof", false);
+    assert!(result["message"].as_str().unwrap().contains("within 2.5 s"), "{result}");
+    assert!(wall < Duration::from_secs(5), "{wall:?}");
 }
 
 #[test]

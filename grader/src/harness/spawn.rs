@@ -86,15 +86,7 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
                 return Err(std::io::Error::last_os_error());
             }
             // Every signal at its default disposition, none blocked.
-            // Handlers are reset by exec anyway; SIG_IGN is inherited.
-            for sig in 1..=libc::SIGRTMAX() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            default_signals();
             // Only 0, 1, 2 survive exec.
             mark_cloexec_from(3);
             let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
@@ -111,6 +103,45 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
         });
     }
     cmd
+}
+
+/// Reset the signal mask and dispositions in the child of a helper command
+/// (cargo): the grader blocks SIGINT/SIGTERM/SIGHUP in its own threads (see
+/// `contain::guard_interrupts`), and children would inherit that mask.
+pub fn reset_signals(cmd: &mut Command) {
+    // SAFETY: runs between fork and exec; only async-signal-safe calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            default_signals();
+            Ok(())
+        });
+    }
+}
+
+/// Every signal to SIG_DFL, none blocked. Async-signal-safe.
+///
+/// # Safety
+/// Only call between fork and exec.
+unsafe fn default_signals() {
+    // Handlers are reset by exec anyway; SIG_IGN would be inherited. The raw
+    // system call, because glibc refuses signals 32 and 33 (reserved for
+    // its threads) — and a parent may well have left one of them ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::syscall(libc::SYS_rt_sigaction, sig, &dfl as *const KernelSigaction, std::ptr::null_mut::<u8>(), 8);
+        }
+    }
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
 }
 
 /// Set FD_CLOEXEC on every descriptor >= `first`. Async-signal-safe.

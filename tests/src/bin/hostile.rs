@@ -91,6 +91,17 @@ fn main() {
             let _ = raise(Signal::SIGSTOP);
             sleep_forever()
         }
+        // Dies of a signal it did not handle.
+        "segv" => {
+            // Rust installs a SIGSEGV handler (stack-overflow detection) that
+            // would swallow a raised signal: back to the default first.
+            // SAFETY: SIG_DFL installs no handler code.
+            let _ = unsafe { signal(Signal::SIGSEGV, SigHandler::SigDfl) };
+            let _ = raise(Signal::SIGSEGV);
+            sleep_forever()
+        }
+        // A Rust panic.
+        "panic" => panic!("the hostile program gives up"),
         other => {
             eprintln!("hostile: unknown mode `{other}`");
             std::process::exit(2)
