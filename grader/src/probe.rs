@@ -60,7 +60,9 @@ pub fn run(args: &[String]) -> u8 {
     };
     match args {
         [mode, tag] if mode == "report" => {
-            let _ = writeln!(std::io::stderr(), "{}", report_line(tag));
+            // One write(2) of less than PIPE_BUF bytes: stages report at the
+            // same time into one stderr pipe, and lines must not interleave.
+            let _ = std::io::stderr().write_all(format!("{}\n", report_line(tag)).as_bytes());
             copy();
             0
         }

@@ -150,7 +150,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             let status = if f.kind == Kind::GraderError { Status::Error } else { Status::Failed };
             let mut hints: Vec<String> = f.hint.into_iter().collect();
             hints.push(check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
-            let detail = Detail { kind: f.kind, did: log.steps.clone(), got: f.got, expected: f.expected, hints };
+            let detail = Detail { kind: f.kind, did: shorten(&log.steps), got: f.got, expected: f.expected, hints };
             CheckResult {
                 id: check.id.into(),
                 title: check.title.into(),
@@ -189,4 +189,17 @@ fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> Che
         rerun,
         detail: Some(detail),
     }
+}
+
+/// A long transcript (50 runs of a race) keeps its beginning and its end.
+fn shorten(steps: &[String]) -> Vec<String> {
+    const HEAD: usize = 6;
+    const TAIL: usize = 6;
+    if steps.len() <= HEAD + TAIL + 1 {
+        return steps.to_vec();
+    }
+    let mut out = steps[..HEAD].to_vec();
+    out.push(format!("… {} more steps …", steps.len() - HEAD - TAIL));
+    out.extend_from_slice(&steps[steps.len() - TAIL..]);
+    out
 }

@@ -8,7 +8,9 @@ use rstest::rstest;
 
 #[rstest]
 #[case::signals("signals")]
+#[case::shm("shm")]
 #[case::framing("framing")]
+#[case::pipeline("pipeline")]
 fn solution_scores_full_marks(#[case] exercise: &str) {
     let (code, report) = grade_json(&["--solutions", exercise]);
     let failed: Vec<_> = report.checks(exercise).into_iter().filter(|(_, (s, _))| s != "passed").collect();
@@ -20,7 +22,9 @@ fn solution_scores_full_marks(#[case] exercise: &str) {
 
 #[rstest]
 #[case::signals("signals")]
+#[case::shm("shm")]
 #[case::framing("framing")]
+#[case::pipeline("pipeline")]
 fn skeleton_scores_zero_and_says_not_implemented(#[case] exercise: &str) {
     let started = Instant::now();
     let (code, report) = grade_json(&[exercise]);

@@ -13,6 +13,8 @@ fn check_mutant(path: PathBuf) {
     let bin = match m.exercise.as_str() {
         "signals" => "sigecho",
         "framing" => "pipeframe",
+        "shm" => "shm-handshake",
+        "pipeline" => "pipeline",
         other => panic!("no binary known for exercise {other}"),
     };
     let (code, report) = grade_json(&[&m.exercise, "--bin", &format!("{bin}={}", exe.display())]);
@@ -42,10 +44,20 @@ fn framing_mutant(#[files("mutants/framing/*.toml")] path: PathBuf) {
     check_mutant(path);
 }
 
+#[rstest]
+fn shm_mutant(#[files("mutants/shm/*.toml")] path: PathBuf) {
+    check_mutant(path);
+}
+
+#[rstest]
+fn pipeline_mutant(#[files("mutants/pipeline/*.toml")] path: PathBuf) {
+    check_mutant(path);
+}
+
 #[test]
 fn enough_mutants_per_exercise() {
     let all = Mutant::all();
-    for ex in ["signals", "framing"] {
+    for ex in ["signals", "shm", "framing", "pipeline"] {
         let n = all.iter().filter(|m| m.exercise == ex).count();
         assert!(n >= 6, "{ex} has only {n} mutants");
     }

@@ -185,7 +185,16 @@ fn eof(cx: &mut Ctx) -> Step {
 
 fn expect_caught(cx: &mut Ctx, p: &mut Program, sig: i32) -> Step {
     let want = format!("Caught signal {sig}");
-    let line = p.line(&format!("`{want}` promptly"), cx.secs(2.0))?;
+    let line = p.line(&format!("`{want}` promptly"), cx.secs(2.0)).map_err(|f| {
+        if f.kind == Kind::TimedOut && f.got.contains("pipe_read") {
+            f.with_hint(
+                "the signal came, but the program is back in `read` and did not notice: a handler with \
+                 SA_RESTART (or std's `read_line`/`read`, which retry EINTR) restarts the read",
+            )
+        } else {
+            f
+        }
+    })?;
     same_line(&line, &want)
 }
 

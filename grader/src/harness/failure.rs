@@ -140,7 +140,7 @@ pub fn show(bytes: &[u8]) -> String {
     } else {
         let head = &bytes[..MAX / 2];
         let tail = &bytes[bytes.len() - MAX / 2..];
-        format!("`{}`…({} bytes)…`{}`", esc(head), bytes.len() - MAX, esc(tail))
+        format!("`{}`…({} bytes more)…`{}`", esc(head), bytes.len() - MAX, esc(tail))
     }
 }
 

@@ -62,6 +62,12 @@ pub fn cpu_ticks(pid: Pid) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Parent of `pid`.
+pub fn ppid(pid: Pid) -> Option<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&text)?.get(1)?.parse().ok()
+}
+
 /// Process group of `pid`.
 pub fn pgid(pid: Pid) -> Option<i32> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

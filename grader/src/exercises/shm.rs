@@ -1,0 +1,288 @@
+//! `shm` — binary `shm-handshake` (SPEC §4.2; slides „Implizite
+//! Kommunikation“ and „Beispiel: Gemeinsamer Speicher (1/2), (2/2)“).
+//!
+//! The test plan: the handshake's lines and pids; messages copied exactly,
+//! up to the 2048-byte limit and without stale bytes; the lost-wakeup race,
+//! provoked 50 times (half of them on a single CPU, where the parent runs
+//! first after `fork`); no busy waiting and no polling while the parent
+//! sleeps, measured on the child in `/proc`; the child reaped.
+
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use crate::check::{same, Check, Ctx, Exercise};
+use crate::harness::{contain, procfs, show, Failure, Program, Step};
+
+const BIN: &str = "shm-handshake";
+
+pub fn exercise() -> Exercise {
+    Exercise {
+        id: "shm",
+        title: "Shared memory: a message handshake between parent and child",
+        slides: "„Implizite Kommunikation“ and „Beispiel: Gemeinsamer Speicher (1/2), (2/2)“",
+        bins: &[BIN],
+        checks: vec![
+            Check {
+                id: "lines",
+                title: "the four lines of the handshake, with consistent pids",
+                points: 15,
+                timing: false,
+                hint: "The child prints `waiting`, `reading` and `writing`, then exits; the parent waits for it and \
+                       prints `Message from child CPID: …` last. CPID is the child's `getpid()`, PPID the parent's.",
+                run: lines,
+            },
+            Check {
+                id: "child-process",
+                title: "the child is a real process forked by the program",
+                points: 10,
+                timing: false,
+                hint: "Use `fork`: the child has its own pid and its parent is the program the grader started.",
+                run: child_process,
+            },
+            Check {
+                id: "custom-message",
+                title: "a custom UTF-8 message is copied exactly",
+                points: 10,
+                timing: false,
+                hint: "Copy the argument's bytes into the shared memory and read back exactly as many bytes \
+                       (store the length or a terminating NUL).",
+                run: custom_message,
+            },
+            Check {
+                id: "long-message",
+                title: "2048 bytes copied exactly, no stale bytes; 2049 bytes is a usage error",
+                points: 10,
+                timing: false,
+                hint: "The reply is shorter than a long message: without a terminator (or length) the parent reads \
+                       the reply followed by the rest of the message. Reject more than 2048 bytes before forking.",
+                run: long_message,
+            },
+            Check {
+                id: "race",
+                title: "50 handshakes with --delay-ms 0 (half on one CPU): none hangs or dies",
+                points: 25,
+                timing: false,
+                hint: "A signal sent before the child installed its handler kills it (default action); one sent \
+                       between the child's flag test and `pause()` is lost and the child waits forever. Block \
+                       SIGUSR1 *before* `fork` (`SigSet::thread_block`) and wait with `SigSet::wait` (sigwait) or \
+                       `sigsuspend`, which unblock and wait in one step.",
+                run: race,
+            },
+            Check {
+                id: "no-busy-wait",
+                title: "the waiting child uses no CPU while the parent sleeps",
+                points: 10,
+                timing: false,
+                hint: "`while !flag {}` burns a whole CPU. Wait in the kernel: `SigSet::wait` or `sigsuspend`.",
+                run: no_busy_wait,
+            },
+            Check {
+                id: "no-polling",
+                title: "the waiting child does not poll while the parent sleeps",
+                points: 10,
+                timing: false,
+                hint: "The slide's `while (!message) usleep(1000);` wakes up a thousand times a second — the \
+                       „aufwendiges busy-waiting“ the slide warns about. Sleep until the signal arrives.",
+                run: no_polling,
+            },
+            Check {
+                id: "reaped",
+                title: "the parent reaps its child before exiting",
+                points: 10,
+                timing: false,
+                hint: "`waitpid(child, None)` in the parent: it also guarantees the child has written its reply \
+                       before the parent reads it.",
+                run: reaped,
+            },
+        ],
+    }
+}
+
+/// The child's pid from its first line, `child CPID: waiting for message...`.
+fn child_pid(line: &[u8]) -> Step<Pid> {
+    let text = String::from_utf8_lossy(line);
+    text.strip_prefix("child ")
+        .and_then(|r| r.strip_suffix(": waiting for message..."))
+        .and_then(|n| n.parse::<i32>().ok())
+        .map(Pid::from_raw)
+        .ok_or_else(|| Failure::wrong(format!("first line {}", show(line)), "`child CPID: waiting for message...`"))
+}
+
+/// Wait for the child's first line and return its pid.
+fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
+    let line = p.line("`child CPID: waiting for message...` from the child", cx.secs(5.0))?;
+    let cpid = child_pid(&line)?;
+    if cpid == p.pid() {
+        return Err(Failure::wrong(
+            format!("CPID {cpid}, the pid of the program itself"),
+            "the pid of the forked child (`getpid()` in the child)",
+        ));
+    }
+    Ok(cpid)
+}
+
+/// Finish a handshake whose first line was taken: exit 0 and the three
+/// remaining lines exactly.
+fn rest_of_handshake(cx: &Ctx, p: &mut Program, cpid: Pid, msg: Option<&[u8]>) -> Step {
+    p.expect_exit(0, "the handshake to complete with exit status 0", cx.secs(5.0))?;
+    let ppid = p.pid();
+    let default = format!("Parent {ppid} sending message to child {cpid}");
+    let msg = msg.unwrap_or(default.as_bytes());
+    let reply = format!("Got it [{ppid}] -- exiting");
+    let mut want = format!("child {cpid} reading from shmem: ").into_bytes();
+    want.extend_from_slice(msg);
+    want.extend_from_slice(
+        format!("\nchild {cpid} writing to shmem: {reply}\nMessage from child {cpid}: {reply}\n").as_bytes(),
+    );
+    same("the lines after `waiting for message...`", p.stdout_pending(), &want)
+}
+
+fn handshake(cx: &mut Ctx, args: &[&str], msg: Option<&[u8]>) -> Step {
+    let mut p = cx.start(BIN, args)?;
+    let cpid = first_line(cx, &mut p)?;
+    rest_of_handshake(cx, &mut p, cpid, msg)
+}
+
+fn lines(cx: &mut Ctx) -> Step {
+    handshake(cx, &[], None)
+}
+
+fn child_process(cx: &mut Ctx) -> Step {
+    let mut p = cx.start(BIN, &["--delay-ms", "300"])?;
+    let cpid = first_line(cx, &mut p)?;
+    match procfs::ppid(cpid) {
+        Some(ppid) if ppid == p.pid().as_raw() => {}
+        Some(other) => {
+            return Err(Failure::wrong(
+                format!("process {cpid} exists but its parent is {other}"),
+                format!("a child of the program (pid {})", p.pid()),
+            ))
+        }
+        None => {
+            return Err(Failure::wrong(
+                format!("no process {cpid} while the parent still sleeps"),
+                "the child to be alive, waiting for SIGUSR1",
+            ))
+        }
+    }
+    cx.did(format!("saw process {cpid} alive with parent {}", p.pid()));
+    rest_of_handshake(cx, &mut p, cpid, None)
+}
+
+fn custom_message(cx: &mut Ctx) -> Step {
+    let msg = "Grüße aus dem Elternprozess — ✓ 🦀 „shm“";
+    handshake(cx, &[msg], Some(msg.as_bytes()))
+}
+
+fn long_message(cx: &mut Ctx) -> Step {
+    let mut msg = String::new();
+    while msg.len() + "äöü€🦀x".len() <= 2048 {
+        msg.push_str("äöü€🦀x");
+    }
+    while msg.len() < 2048 {
+        msg.push('.');
+    }
+    handshake(cx, &[&msg], Some(msg.as_bytes()))?;
+    msg.push('!');
+    let mut p = cx.start(BIN, &[&msg])?;
+    p.expect_exit(1, "exit status 1 (usage error) for a 2049-byte message", cx.secs(5.0))?;
+    same("stdout for a 2049-byte message", p.stdout(), b"")?;
+    if p.stderr().is_empty() {
+        return Err(Failure::wrong("nothing on stderr", "a usage message on stderr"));
+    }
+    Ok(())
+}
+
+fn race(cx: &mut Ctx) -> Step {
+    const RUNS: usize = 50;
+    const BATCH: usize = 10;
+    let mut done = 0;
+    while done < RUNS {
+        let deadline = Instant::now() + cx.secs(5.0);
+        let mut batch = Vec::new();
+        for i in done..(done + BATCH).min(RUNS) {
+            let pinned = i % 2 == 1;
+            let p = cx.start_with(BIN, &["--delay-ms", "0"], |spec, _| spec.cpu = pinned.then_some(0))?;
+            batch.push((i, pinned, p));
+        }
+        for (i, pinned, mut p) in batch {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let outcome = p
+                .line("`child CPID: waiting for message...`", left)
+                .and_then(|l| child_pid(&l))
+                .and_then(|cpid| rest_of_handshake(cx, &mut p, cpid, None));
+            if let Err(mut f) = outcome {
+                f.got = format!(
+                    "run {} of {RUNS}{}: {} (runs before it were fine)",
+                    i + 1,
+                    if pinned { ", pinned to CPU 0" } else { "" },
+                    f.got
+                );
+                return Err(f);
+            }
+        }
+        done = (done + BATCH).min(RUNS);
+    }
+    cx.did(format!("ran {RUNS} handshakes with --delay-ms 0, {BATCH} at a time, every second one pinned to CPU 0"));
+    Ok(())
+}
+
+/// Start with `--delay-ms 500`, wait for the child to wait, and measure the
+/// child over 300 ms of the parent's sleep: (CPU ticks, voluntary switches).
+fn measure_waiting_child(cx: &mut Ctx) -> Step<(Program, Pid, u64, u64)> {
+    let mut p = cx.start(BIN, &["--delay-ms", "500"])?;
+    let cpid = first_line(cx, &mut p)?;
+    let sample = |pid| {
+        let ticks = procfs::cpu_ticks(pid);
+        let switches = procfs::status(pid).map(|s| s.voluntary_ctxt_switches);
+        ticks.zip(switches)
+    };
+    let before = sample(cpid).ok_or_else(|| Failure::wrong(format!("no process {cpid}"), "the child waiting"))?;
+    p.observe(Duration::from_millis(300), "the parent to keep sleeping (--delay-ms 500)")?;
+    let after = sample(cpid)
+        .ok_or_else(|| Failure::wrong(format!("the child {cpid} gone before the parent woke"), "the child waiting"))?;
+    cx.did(format!(
+        "measured the child (pid {cpid}) over 300 ms of the parent's sleep: CPU time from /proc/{cpid}/stat, \
+         voluntary context switches from /proc/{cpid}/status"
+    ));
+    Ok((p, cpid, after.0 - before.0, after.1 - before.1))
+}
+
+fn no_busy_wait(cx: &mut Ctx) -> Step {
+    let (mut p, cpid, ticks, _) = measure_waiting_child(cx)?;
+    if ticks > 3 {
+        return Err(Failure::wrong(
+            format!("the waiting child used {} ms of CPU in 300 ms", ticks * 10),
+            "about 0 ms: a child blocked in sigwait/sigsuspend uses no CPU",
+        ));
+    }
+    rest_of_handshake(cx, &mut p, cpid, None)
+}
+
+fn no_polling(cx: &mut Ctx) -> Step {
+    let (mut p, cpid, _, switches) = measure_waiting_child(cx)?;
+    if switches > 20 {
+        return Err(Failure::wrong(
+            format!("the waiting child woke up {switches} times in 300 ms (voluntary context switches)"),
+            "a handful at most: a child blocked until SIGUSR1 arrives sleeps",
+        ));
+    }
+    rest_of_handshake(cx, &mut p, cpid, None)
+}
+
+fn reaped(cx: &mut Ctx) -> Step {
+    let mut p = cx.start(BIN, &["--delay-ms", "200"])?;
+    let cpid = first_line(cx, &mut p)?;
+    // If the parent exits without reaping, the child's zombie comes to the
+    // grader (a subreaper); keep it there to be seen.
+    let _hold = contain::Hold::new(cpid);
+    rest_of_handshake(cx, &mut p, cpid, None)?;
+    if procfs::state(cpid).is_some() {
+        return Err(Failure::wrong(
+            format!("the parent exited but its child {cpid} was never reaped (left a zombie or running)"),
+            "the parent to `waitpid` for the child before exiting",
+        ));
+    }
+    Ok(())
+}
