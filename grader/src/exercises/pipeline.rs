@@ -149,12 +149,11 @@ fn like(cx: &mut Ctx, stages: &[&str], input: &[u8]) -> Step {
     p.send(input);
     p.close_stdin();
     let exit = p.wait_exit(&format!("the pipeline to end like `sh -c '{}'`", stages.join(" | ")), cx.secs(20.0))?;
-    same(&format!("stdout of `{}`", stages.join(" | ")), p.stdout(), &want)?;
     let want_code = exit_code(want_exit);
     if exit != Exit::Code(want_code) {
-        return Err(Failure::wrong(format!("{exit}"), format!("exit status {want_code}, as from `sh`")));
+        return Err(p.classify(exit, &format!("exit status {want_code}, as from `sh`")));
     }
-    Ok(())
+    same(&format!("stdout of `{}`", stages.join(" | ")), p.stdout(), &want)
 }
 
 fn exit_code(e: Exit) -> i32 {
