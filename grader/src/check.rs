@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::harness::{show, Failure, Options, Program, Spec, Step, Transcript};
+use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcript};
 
 /// A check function.
 pub type CheckFn = fn(&mut Ctx) -> Step;
@@ -98,6 +98,13 @@ impl<'a> Ctx<'a> {
         let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true, scale: self.scale };
         adjust(&mut spec, &mut opts);
         Program::start(bin, &spec, opts, self.log.clone())
+    }
+}
+
+impl Ctx<'_> {
+    /// Connect a client named `name` to `addr` (loopback), logged.
+    pub fn connect(&self, name: &str, addr: std::net::SocketAddr) -> Step<Conn> {
+        Conn::connect(name, addr, self.secs(5.0), self.log.clone())
     }
 }
 

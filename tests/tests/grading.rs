@@ -11,6 +11,7 @@ use rstest::rstest;
 #[case::shm("shm")]
 #[case::framing("framing")]
 #[case::pipeline("pipeline")]
+#[case::select("select")]
 fn solution_scores_full_marks(#[case] exercise: &str) {
     let (code, report) = grade_json(&["--solutions", exercise]);
     let failed: Vec<_> = report.checks(exercise).into_iter().filter(|(_, (s, _))| s != "passed").collect();
@@ -25,6 +26,7 @@ fn solution_scores_full_marks(#[case] exercise: &str) {
 #[case::shm("shm")]
 #[case::framing("framing")]
 #[case::pipeline("pipeline")]
+#[case::select("select")]
 fn skeleton_scores_zero_and_says_not_implemented(#[case] exercise: &str) {
     let started = Instant::now();
     let (code, report) = grade_json(&[exercise]);

@@ -5,10 +5,11 @@ use crate::check::Exercise;
 
 pub mod framing;
 pub mod pipeline;
+pub mod select;
 pub mod shm;
 pub mod signals;
 
 /// Every exercise, in course order.
 pub fn all() -> Vec<Exercise> {
-    vec![signals::exercise(), shm::exercise(), framing::exercise(), pipeline::exercise()]
+    vec![signals::exercise(), shm::exercise(), framing::exercise(), pipeline::exercise(), select::exercise()]
 }

@@ -8,10 +8,12 @@
 
 pub mod contain;
 pub mod failure;
+pub mod net;
 pub mod procfs;
 pub mod program;
 pub mod spawn;
 
 pub use failure::{show, size, Exit, Failure, Kind, Step};
+pub use net::Conn;
 pub use program::{Options, Program, SharedTranscript, Transcript};
 pub use spawn::{Limits, Spec};

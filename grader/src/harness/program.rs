@@ -45,18 +45,24 @@ impl Transcript {
 
     /// Log a write to stdin; consecutive writes merge into one line.
     fn wrote(&mut self, who: &str, bytes: &[u8]) {
+        self.sent(&format!("wrote {{}} to {who}'s stdin"), bytes);
+    }
+
+    /// Log bytes sent somewhere; `template` has one `{}` for the bytes.
+    /// Consecutive sends with the same template merge into one line.
+    pub fn sent(&mut self, template: &str, bytes: &[u8]) {
         match &mut self.last_write {
-            Some((w, n, k)) if w == who => {
+            Some((w, n, k)) if w == template => {
                 *n += bytes.len();
                 *k += 1;
                 let (n, k) = (*n, *k);
                 if let Some(last) = self.steps.last_mut() {
-                    *last = format!("wrote {} to {who}'s stdin in {k} writes", size(n));
+                    *last = format!("{} in {k} writes", template.replace("{}", &size(n)));
                 }
             }
             _ => {
-                self.steps.push(format!("wrote {} to {who}'s stdin", show(bytes)));
-                self.last_write = Some((who.to_string(), bytes.len(), 1));
+                self.steps.push(template.replace("{}", &show(bytes)));
+                self.last_write = Some((template.to_string(), bytes.len(), 1));
             }
         }
     }

@@ -1,0 +1,247 @@
+//! The grader's side of a TCP connection to a student's server.
+//!
+//! Like [`super::Program`], every wait is one `poll` with a deadline on the
+//! socket; bytes are read as they come, kept up to a cap. Loopback only:
+//! the grader connects to the address the server printed.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::failure::{show, size, Failure, Kind, Step};
+use super::program::SharedTranscript;
+
+/// Parse the `listening on SOCKADDR` line of a server.
+pub fn listening_addr(line: &[u8]) -> Step<SocketAddr> {
+    let text = String::from_utf8_lossy(line);
+    text.strip_prefix("listening on ")
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .ok_or_else(|| Failure::wrong(format!("the line {}", show(line)), "`listening on ADDR:PORT`"))
+}
+
+/// One connection, from the grader to the program.
+pub struct Conn {
+    pub name: String,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    taken: usize,
+    total: usize,
+    cap: usize,
+    eof: bool,
+    log: SharedTranscript,
+}
+
+impl Conn {
+    /// Connect `name` (e.g. `client 1`) to `addr` within `timeout`.
+    pub fn connect(name: &str, addr: SocketAddr, timeout: Duration, log: SharedTranscript) -> Step<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+            Failure::new(Kind::WrongOutput, format!("{name} could not connect to {addr}: {e}"), "the server to accept")
+        })?;
+        stream.set_nonblocking(true).map_err(|e| Failure::grader(format!("set_nonblocking: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        log.borrow_mut().did(format!("{name} connected to {addr}"));
+        Ok(Conn { name: name.into(), stream, buf: Vec::new(), taken: 0, total: 0, cap: 64 << 20, eof: false, log })
+    }
+
+    pub fn with_cap(mut self, cap: usize) -> Conn {
+        self.cap = cap;
+        self
+    }
+
+    /// Send all of `bytes` (waiting for room as long as `timeout`), reading
+    /// whatever arrives meanwhile so the two sides never deadlock.
+    pub fn send(&mut self, bytes: &[u8], timeout: Duration) -> Step {
+        let template = format!("{} sent {{}}", self.name);
+        self.log.borrow_mut().sent(&template, bytes);
+        self.send_quiet(bytes, timeout)
+    }
+
+    pub fn send_quiet(&mut self, bytes: &[u8], timeout: Duration) -> Step {
+        let deadline = Instant::now() + timeout;
+        let mut off = 0;
+        while off < bytes.len() {
+            match self.stream.write(&bytes[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(Failure::new(
+                            Kind::TimedOut,
+                            format!(
+                                "{} could send only {} of {} in {:.1} s: the server stopped reading",
+                                self.name,
+                                size(off),
+                                size(bytes.len()),
+                                timeout.as_secs_f64()
+                            ),
+                            "the server to keep reading (and echoing) while the client sends",
+                        ));
+                    }
+                    self.poll_once(true, deadline);
+                }
+                Err(e) => {
+                    return Err(Failure::wrong(
+                        format!("{}'s send failed after {}: {e}", self.name, size(off)),
+                        "the connection to stay open",
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop sending: the server reads EOF.
+    pub fn shutdown_write(&mut self) {
+        self.log.borrow_mut().did(format!("{} shut down its sending side (half-close)", self.name));
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Close with a reset (SO_LINGER 0): the server's next read or write fails
+    /// with ECONNRESET.
+    pub fn reset(self) {
+        self.log.borrow_mut().did(format!("{} reset the connection (SO_LINGER 0, close)", self.name));
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        let _ = nix::sys::socket::setsockopt(&self.stream, nix::sys::socket::sockopt::Linger, &linger);
+    }
+
+    /// Close normally.
+    pub fn close(self) {
+        self.log.borrow_mut().did(format!("{} closed the connection", self.name));
+    }
+
+    fn poll_once(&mut self, want_write: bool, deadline: Instant) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let flags = if want_write { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
+        let mut fds = [PollFd::new(self.stream.as_fd(), flags)];
+        let ms = left.as_millis().clamp(if left.is_zero() { 0 } else { 1 }, 60_000) as u16;
+        let _ = poll(&mut fds, PollTimeout::from(ms));
+        self.drain();
+    }
+
+    /// Read what is there without blocking.
+    pub fn drain(&mut self) {
+        if self.eof {
+            return;
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        for _ in 0..256 {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    let room = self.cap.saturating_sub(self.buf.len());
+                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
+                    self.total += n;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // A reset counts as the end of the stream here.
+                    self.eof = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bytes received and not yet taken.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.taken..]
+    }
+
+    pub fn take_all(&mut self) -> Vec<u8> {
+        let v = self.pending().to_vec();
+        self.taken = self.buf.len();
+        v
+    }
+
+    pub fn received(&self) -> usize {
+        self.total
+    }
+
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    pub fn try_line(&mut self) -> Option<Vec<u8>> {
+        let pending = self.pending();
+        let nl = pending.iter().position(|&b| b == b'\n')?;
+        let line = pending[..nl].to_vec();
+        self.taken += nl + 1;
+        Some(line)
+    }
+
+    /// Read until `cond` holds, EOF without it, or `timeout`.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&mut Conn) -> Option<T>,
+    ) -> Step<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            if let Some(v) = cond(self) {
+                return Ok(v);
+            }
+            let got = if self.pending().is_empty() {
+                "nothing (more)".to_string()
+            } else {
+                format!("only {}", show(self.pending()))
+            };
+            if self.eof {
+                return Err(Failure::wrong(format!("{got}, then the server closed {}'s connection", self.name), what));
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::new(
+                    Kind::TimedOut,
+                    format!("{got} on {}'s connection within {:.1} s", self.name, timeout.as_secs_f64()),
+                    what,
+                ));
+            }
+            self.poll_once(false, deadline);
+        }
+    }
+
+    pub fn line(&mut self, what: &str, timeout: Duration) -> Step<Vec<u8>> {
+        self.wait_for(what, timeout, |c| c.try_line())
+    }
+
+    /// Expect the next line to be `want`.
+    pub fn expect_line(&mut self, want: &str, timeout: Duration) -> Step {
+        let what = format!("`{want}` on {}'s connection", self.name);
+        let line = self.line(&what, timeout)?;
+        if line == want.as_bytes() {
+            Ok(())
+        } else {
+            Err(Failure::wrong(format!("{} received {}", self.name, show(&line)), what))
+        }
+    }
+
+    /// Expect EOF with nothing more before it.
+    pub fn expect_eof(&mut self, what: &str, timeout: Duration) -> Step {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            if !self.pending().is_empty() {
+                return Err(Failure::wrong(format!("{} received {}", self.name, show(self.pending())), what));
+            }
+            if self.eof {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::new(
+                    Kind::TimedOut,
+                    format!("{}'s connection still open after {:.1} s", self.name, timeout.as_secs_f64()),
+                    what,
+                ));
+            }
+            self.poll_once(false, deadline);
+        }
+    }
+}
