@@ -146,6 +146,17 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             rerun,
             detail: None,
         },
+        Err(f) if f.kind == Kind::Skipped => CheckResult {
+            id: check.id.into(),
+            title: check.title.into(),
+            points: 0,
+            max_points: 0,
+            status: Status::Skipped,
+            message: format!("skipped: {}", f.got),
+            duration_ms,
+            rerun,
+            detail: None,
+        },
         Err(f) => {
             let status = if f.kind == Kind::GraderError { Status::Error } else { Status::Failed };
             let mut hints: Vec<String> = f.hint.into_iter().collect();

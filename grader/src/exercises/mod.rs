@@ -8,8 +8,16 @@ pub mod pipeline;
 pub mod select;
 pub mod shm;
 pub mod signals;
+pub mod sockets;
 
 /// Every exercise, in course order.
 pub fn all() -> Vec<Exercise> {
-    vec![signals::exercise(), shm::exercise(), framing::exercise(), pipeline::exercise(), select::exercise()]
+    vec![
+        signals::exercise(),
+        shm::exercise(),
+        framing::exercise(),
+        pipeline::exercise(),
+        sockets::exercise(),
+        select::exercise(),
+    ]
 }

@@ -31,6 +31,9 @@ pub enum Kind {
     BuildError,
     /// Fault of the grader or the machine, not of the program.
     GraderError,
+    /// Not possible on this machine (e.g. no IPv6 loopback): neither passed
+    /// nor failed, and its points are not counted.
+    Skipped,
 }
 
 impl Kind {
@@ -45,6 +48,7 @@ impl Kind {
             Kind::LeftBehind => "processes left behind",
             Kind::BuildError => "build error",
             Kind::GraderError => "grader error",
+            Kind::Skipped => "skipped",
         }
     }
 }
@@ -74,6 +78,11 @@ impl Failure {
     /// The grader itself could not do its job (a fault, not a verdict).
     pub fn grader(what: impl Into<String>) -> Failure {
         Failure::new(Kind::GraderError, what, "the grader to be able to run this check")
+    }
+
+    /// The check cannot run on this machine; `why` says what is missing.
+    pub fn skipped(why: impl Into<String>) -> Failure {
+        Failure::new(Kind::Skipped, why, "a machine where this check can run")
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {

@@ -93,6 +93,43 @@ impl Conn {
         Ok(())
     }
 
+    /// One non-blocking attempt to send from `bytes`; returns how many went
+    /// out (0 when the socket buffer is full). For loops that drive a
+    /// program and a connection at the same time.
+    pub fn send_some(&mut self, bytes: &[u8]) -> Step<usize> {
+        match self.stream.write(bytes) {
+            Ok(n) => Ok(n),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Ok(0),
+            Err(e) => Err(Failure::wrong(format!("{}'s send failed: {e}", self.name), "the connection to stay open")),
+        }
+    }
+
+    /// Send `bytes` for up to `stall` without reading anything (a reader that
+    /// stalls: the peer's writes block once our receive buffer is full);
+    /// returns how many bytes went out.
+    pub fn send_stalled(&mut self, bytes: &[u8], stall: Duration) -> usize {
+        self.log.borrow_mut().did(format!("{} sent without reading for {:.1} s", self.name, stall.as_secs_f64()));
+        let until = Instant::now() + stall;
+        let mut off = 0;
+        while off < bytes.len() {
+            match self.stream.write(&bytes[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::POLLOUT)];
+                    let ms = left.as_millis().clamp(1, 60_000) as u16;
+                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                }
+                Err(_) => break,
+            }
+        }
+        off
+    }
+
     /// Stop sending: the server reads EOF.
     pub fn shutdown_write(&mut self) {
         self.log.borrow_mut().did(format!("{} shut down its sending side (half-close)", self.name));
@@ -242,6 +279,63 @@ impl Conn {
                 ));
             }
             self.poll_once(false, deadline);
+        }
+    }
+}
+
+/// A listening socket of the grader's, for grading clients.
+pub struct Listener {
+    listener: std::net::TcpListener,
+    log: SharedTranscript,
+}
+
+impl Listener {
+    /// Listen on `ip` port 0 (the kernel picks a free port).
+    pub fn bind(ip: std::net::IpAddr, log: SharedTranscript) -> std::io::Result<Listener> {
+        let listener = std::net::TcpListener::bind((ip, 0))?;
+        listener.set_nonblocking(true)?;
+        Ok(Listener { listener, log })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound")
+    }
+
+    /// Wait for the program to connect.
+    pub fn accept(&self, name: &str, timeout: Duration) -> Step<Conn> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    stream.set_nonblocking(true).map_err(|e| Failure::grader(format!("set_nonblocking: {e}")))?;
+                    let _ = stream.set_nodelay(true);
+                    self.log.borrow_mut().did(format!("the grader's server accepted {name} from {peer}"));
+                    return Ok(Conn {
+                        name: name.into(),
+                        stream,
+                        buf: Vec::new(),
+                        taken: 0,
+                        total: 0,
+                        cap: 64 << 20,
+                        eof: false,
+                        log: self.log.clone(),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Failure::new(
+                            Kind::TimedOut,
+                            format!("no connection to {} within {:.1} s", self.addr(), timeout.as_secs_f64()),
+                            format!("{name} to connect"),
+                        ));
+                    }
+                    let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+                    let ms = left.as_millis().clamp(1, 60_000) as u16;
+                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                }
+                Err(e) => return Err(Failure::grader(format!("accept: {e}"))),
+            }
         }
     }
 }
