@@ -13,7 +13,7 @@ fn cmd() -> Command {
 }
 
 #[rstest]
-#[case::unknown_exercise(&["nosuch"], "unknown exercise `nosuch` (known: signals, shm, framing, pipeline, select")]
+#[case::unknown_exercise(&["nosuch"], "unknown exercise `nosuch` (known: signals, shm, framing, pipeline, sockets, select")]
 #[case::unknown_check(&["signals", "--check", "nosuch"], "no check id contains `nosuch`")]
 #[case::missing_bin(&["signals", "--bin", "sigecho=/nonexistent/a.out"], "--bin sigecho: /nonexistent/a.out: No such file")]
 #[case::not_executable(&["signals", "--bin", "sigecho=Cargo.toml"], "--bin sigecho: Cargo.toml is not an executable file")]

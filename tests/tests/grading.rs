@@ -11,6 +11,7 @@ use rstest::rstest;
 #[case::shm("shm")]
 #[case::framing("framing")]
 #[case::pipeline("pipeline")]
+#[case::sockets("sockets")]
 #[case::select("select")]
 fn solution_scores_full_marks(#[case] exercise: &str) {
     let (code, report) = grade_json(&["--solutions", exercise]);
@@ -26,6 +27,7 @@ fn solution_scores_full_marks(#[case] exercise: &str) {
 #[case::shm("shm")]
 #[case::framing("framing")]
 #[case::pipeline("pipeline")]
+#[case::sockets("sockets")]
 #[case::select("select")]
 fn skeleton_scores_zero_and_says_not_implemented(#[case] exercise: &str) {
     let started = Instant::now();
