@@ -266,38 +266,38 @@ fn many_stages(cx: &mut Ctx) -> Step {
 }
 
 fn no_zombies(cx: &mut Ctx) -> Step {
-    let mut p = start(cx, &["cat", "true"], 1 << 20)?;
-    // The last stage `true` exits at once; the first, `cat`, waits for the
-    // pipeline's stdin, which stays open.
-    let cat = p.wait_for("both stages to be started (`cat` running)", cx.secs(5.0), true, |p| {
+    let mut p = start(cx, &["cat", "echo started"], 1 << 20)?;
+    // The last stage prints and exits at once; the first, `cat`, waits for
+    // the pipeline's stdin, which stays open. Once `started` is out, the
+    // last stage has run: from then on it may only be a zombie briefly.
+    let line = p.line("`started` from the last stage", cx.secs(5.0))?;
+    same("the last stage's line", &line, b"started")?;
+    let only_cat = p.wait_for("the finished last stage to be reaped while `cat` still runs", cx.secs(3.0), true, |p| {
         let kids = procfs::children(p.pid());
-        let cat = kids.iter().copied().find(|&k| procfs::comm(k) == "cat");
-        let true_done = kids.len() == 1 || kids.iter().any(|&k| procfs::comm(k) == "true");
-        cat.filter(|_| true_done)
-    })?;
-    let zombie_free =
-        p.wait_for("the exited first stage to be reaped while `cat` still runs", cx.secs(3.0), true, |p| {
-            let zombies = procfs::children(p.pid()).into_iter().filter(|&k| procfs::state(k) == Some('Z')).count();
-            (zombies == 0).then_some(())
-        });
-    if let Err(f) = zombie_free {
-        if f.kind != crate::harness::Kind::TimedOut {
-            return Err(f);
+        match kids.as_slice() {
+            [cat] if procfs::state(*cat) != Some('Z') && procfs::comm(*cat) == "cat" => Some(*cat),
+            _ => None,
         }
-        return Err(Failure::wrong(
-            "the last stage `true` stayed a zombie for 3 s while the first stage `cat` still ran",
-            "finished stages reaped as they finish",
-        ));
-    }
-    cx.did("saw the finished stage `true` reaped while `cat` still ran");
+    });
+    let cat = match only_cat {
+        Ok(cat) => cat,
+        Err(f) if f.kind == crate::harness::Kind::TimedOut => {
+            return Err(Failure::wrong(
+                "the finished stage `echo started` stayed a zombie for 3 s while the first stage `cat` still ran",
+                "finished stages reaped as they finish",
+            ))
+        }
+        Err(f) => return Err(f),
+    };
+    cx.did("saw the finished stage `echo started` reaped while `cat` still ran");
     let _hold = contain::Hold::new(cat);
     // `cat` writes into a pipe without reader: SIGPIPE ends it.
     p.send(b"bye\n");
     p.close_stdin();
-    p.expect_exit(0, "exit status 0 (the status of the last stage, `true`)", cx.secs(5.0))?;
+    p.expect_exit(0, "exit status 0 (the status of the last stage, `echo`)", cx.secs(5.0))?;
     if procfs::state(cat).is_some() {
         return Err(Failure::wrong(
-            format!("the pipeline exited without reaping its last stage `cat` (pid {cat})"),
+            format!("the pipeline exited without reaping its first stage `cat` (pid {cat})"),
             "every stage reaped (`waitpid`) before the pipeline exits",
         ));
     }
