@@ -6,6 +6,7 @@
 //! Checks never touch processes directly: they start a [`Program`], send it
 //! stimuli, and wait for observable events with a deadline.
 
+pub mod capture;
 pub mod contain;
 pub mod failure;
 pub mod net;

@@ -4,13 +4,14 @@
 //! socket; bytes are read as they come, kept up to a cap. Loopback only:
 //! the grader connects to the address the server printed.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use super::capture::Capture;
 use super::failure::{show, size, Failure, Kind, Step};
 use super::program::SharedTranscript;
 
@@ -26,29 +27,24 @@ pub fn listening_addr(line: &[u8]) -> Step<SocketAddr> {
 pub struct Conn {
     pub name: String,
     stream: TcpStream,
-    buf: Vec<u8>,
-    taken: usize,
-    total: usize,
-    cap: usize,
-    eof: bool,
+    data: Capture,
     log: SharedTranscript,
 }
 
 impl Conn {
+    fn new(name: &str, stream: TcpStream, log: SharedTranscript) -> Step<Conn> {
+        stream.set_nonblocking(true).map_err(|e| Failure::grader(format!("set_nonblocking: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn { name: name.into(), stream, data: Capture::new(64 << 20), log })
+    }
+
     /// Connect `name` (e.g. `client 1`) to `addr` within `timeout`.
     pub fn connect(name: &str, addr: SocketAddr, timeout: Duration, log: SharedTranscript) -> Step<Conn> {
         let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
             Failure::new(Kind::WrongOutput, format!("{name} could not connect to {addr}: {e}"), "the server to accept")
         })?;
-        stream.set_nonblocking(true).map_err(|e| Failure::grader(format!("set_nonblocking: {e}")))?;
-        let _ = stream.set_nodelay(true);
         log.borrow_mut().did(format!("{name} connected to {addr}"));
-        Ok(Conn { name: name.into(), stream, buf: Vec::new(), taken: 0, total: 0, cap: 64 << 20, eof: false, log })
-    }
-
-    pub fn with_cap(mut self, cap: usize) -> Conn {
-        self.cap = cap;
-        self
+        Conn::new(name, stream, log)
     }
 
     /// Send all of `bytes` (waiting for room as long as `timeout`), reading
@@ -160,57 +156,28 @@ impl Conn {
 
     /// Read what is there without blocking.
     pub fn drain(&mut self) {
-        if self.eof {
-            return;
-        }
-        let mut chunk = [0u8; 64 * 1024];
-        for _ in 0..256 {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return;
-                }
-                Ok(n) => {
-                    let room = self.cap.saturating_sub(self.buf.len());
-                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
-                    self.total += n;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    // A reset counts as the end of the stream here.
-                    self.eof = true;
-                    return;
-                }
-            }
-        }
+        self.data.drain_from(&mut self.stream);
     }
 
     /// Bytes received and not yet taken.
     pub fn pending(&self) -> &[u8] {
-        &self.buf[self.taken..]
+        self.data.pending()
     }
 
     pub fn take_all(&mut self) -> Vec<u8> {
-        let v = self.pending().to_vec();
-        self.taken = self.buf.len();
-        v
+        self.data.take_all()
     }
 
     pub fn received(&self) -> usize {
-        self.total
+        self.data.total
     }
 
     pub fn at_eof(&self) -> bool {
-        self.eof
+        self.data.eof
     }
 
     pub fn try_line(&mut self) -> Option<Vec<u8>> {
-        let pending = self.pending();
-        let nl = pending.iter().position(|&b| b == b'\n')?;
-        let line = pending[..nl].to_vec();
-        self.taken += nl + 1;
-        Some(line)
+        self.data.try_line()
     }
 
     /// Read until `cond` holds, EOF without it, or `timeout`.
@@ -231,7 +198,7 @@ impl Conn {
             } else {
                 format!("only {}", show(self.pending()))
             };
-            if self.eof {
+            if self.data.eof {
                 return Err(Failure::wrong(format!("{got}, then the server closed {}'s connection", self.name), what));
             }
             if Instant::now() >= deadline {
@@ -268,7 +235,7 @@ impl Conn {
             if !self.pending().is_empty() {
                 return Err(Failure::wrong(format!("{} received {}", self.name, show(self.pending())), what));
             }
-            if self.eof {
+            if self.data.eof {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -307,19 +274,8 @@ impl Listener {
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
-                    stream.set_nonblocking(true).map_err(|e| Failure::grader(format!("set_nonblocking: {e}")))?;
-                    let _ = stream.set_nodelay(true);
                     self.log.borrow_mut().did(format!("the grader's server accepted {name} from {peer}"));
-                    return Ok(Conn {
-                        name: name.into(),
-                        stream,
-                        buf: Vec::new(),
-                        taken: 0,
-                        total: 0,
-                        cap: 64 << 20,
-                        eof: false,
-                        log: self.log.clone(),
-                    });
+                    return Conn::new(name, stream, self.log.clone());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
                     let left = deadline.saturating_duration_since(Instant::now());

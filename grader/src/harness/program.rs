@@ -20,8 +20,9 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
-use nix::unistd::{read, write, Pid};
+use nix::unistd::{write, Pid};
 
+use super::capture::Capture;
 use super::contain::{self, Leash};
 use super::failure::{show, size, Exit, Failure, Kind, Step};
 use super::procfs;
@@ -73,13 +74,9 @@ pub type SharedTranscript = Rc<RefCell<Transcript>>;
 /// One output stream of the program (stdout or stderr).
 #[derive(Debug)]
 struct Stream {
-    fd: Option<OwnedFd>,
-    buf: Vec<u8>,
-    /// Bytes of `buf` already handed to the check (by `line`, `take`).
-    taken: usize,
-    total: usize,
-    cap: usize,
-    eof: bool,
+    /// Our read end of the pipe; `None` once the grader closed it.
+    pipe: Option<std::fs::File>,
+    data: Capture,
     /// The grader stalls its reading (the program's writes block once the
     /// pipe is full).
     paused: bool,
@@ -88,11 +85,11 @@ struct Stream {
 impl Stream {
     fn new(fd: OwnedFd, cap: usize) -> Stream {
         set_nonblocking(&fd);
-        Stream { fd: Some(fd), buf: Vec::new(), taken: 0, total: 0, cap, eof: false, paused: false }
+        Stream { pipe: Some(fd.into()), data: Capture::new(cap), paused: false }
     }
 
     fn open(&self) -> bool {
-        self.fd.is_some() && !self.eof
+        self.pipe.is_some() && !self.data.eof
     }
 
     /// Open and not paused: the loop reads it.
@@ -100,34 +97,10 @@ impl Stream {
         self.open() && !self.paused
     }
 
-    fn overflowed(&self) -> bool {
-        self.total > self.cap
-    }
-
-    /// Read what is there, without blocking; at most a few MiB per call so
-    /// the loop stays responsive to the other descriptors.
     fn drain(&mut self) {
-        let Some(fd) = self.fd.as_ref().filter(|_| !self.paused) else { return };
-        let mut chunk = [0u8; 64 * 1024];
-        for _ in 0..64 {
-            match read(fd, &mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return;
-                }
-                Ok(n) => {
-                    let room = self.cap.saturating_sub(self.buf.len());
-                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
-                    self.total += n;
-                }
-                Err(Errno::EINTR) => {}
-                Err(_) => return, // EAGAIN: empty for now
-            }
+        if let (Some(pipe), false) = (&mut self.pipe, self.paused) {
+            self.data.drain_from(pipe);
         }
-    }
-
-    fn pending(&self) -> &[u8] {
-        &self.buf[self.taken..]
     }
 }
 
@@ -284,7 +257,7 @@ impl Program {
     /// (EPIPE / SIGPIPE).
     pub fn close_stdout(&mut self) {
         self.log(format!("closed the pipe {} writes its stdout to (reader gone)", self.name));
-        self.out.fd = None;
+        self.out.pipe = None;
     }
 
     /// Stall (or resume) reading the program's stdout, as a slow reader
@@ -301,8 +274,8 @@ impl Program {
     /// Shrink the stdout pipe to `bytes` (at least a page), so a stalled
     /// reader blocks the program early.
     pub fn set_stdout_pipe_size(&mut self, bytes: usize) {
-        if let Some(fd) = &self.out.fd {
-            let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(bytes as libc::c_int));
+        if let Some(pipe) = &self.out.pipe {
+            let _ = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(bytes as libc::c_int));
         }
     }
 
@@ -359,37 +332,31 @@ impl Program {
 
     /// Everything received on stdout so far (up to the cap).
     pub fn stdout(&self) -> &[u8] {
-        &self.out.buf
+        &self.out.data.buf
     }
 
     /// Total bytes the program wrote to stdout (also beyond the cap).
     pub fn stdout_len(&self) -> usize {
-        self.out.total
+        self.out.data.total
     }
 
     pub fn stderr(&self) -> &[u8] {
-        &self.err.buf
+        &self.err.data.buf
     }
 
     /// Stdout not yet taken by [`Self::line`] / [`Self::take_stdout`].
     pub fn stdout_pending(&self) -> &[u8] {
-        self.out.pending()
+        self.out.data.pending()
     }
 
     /// Take everything received on stdout and not yet taken.
     pub fn take_stdout(&mut self) -> Vec<u8> {
-        let v = self.out.pending().to_vec();
-        self.out.taken = self.out.buf.len();
-        v
+        self.out.data.take_all()
     }
 
     /// Take the next complete line (without its `\n`), if one is there.
     pub fn try_line(&mut self) -> Option<Vec<u8>> {
-        let pending = self.out.pending();
-        let nl = pending.iter().position(|&b| b == b'\n')?;
-        let line = pending[..nl].to_vec();
-        self.out.taken += nl + 1;
-        Some(line)
+        self.out.data.try_line()
     }
 
     /// The program and all its descendants, for messages and measurements.
@@ -438,7 +405,7 @@ impl Program {
             if let Some(v) = cond(self) {
                 return Ok(v);
             }
-            if self.out.overflowed() || self.err.overflowed() {
+            if self.out.data.overflowed() || self.err.data.overflowed() {
                 return Err(self.output_limit(what));
             }
             let exited = self.exit().is_some();
@@ -479,7 +446,7 @@ impl Program {
         let deadline = Instant::now() + timeout;
         loop {
             self.flush_stdin();
-            if self.out.overflowed() || self.err.overflowed() {
+            if self.out.data.overflowed() || self.err.data.overflowed() {
                 return Err(self.output_limit(what));
             }
             if let Some(exit) = self.exit() {
@@ -511,7 +478,7 @@ impl Program {
         let until = Instant::now() + span;
         loop {
             self.flush_stdin();
-            if self.out.overflowed() || self.err.overflowed() {
+            if self.out.data.overflowed() || self.err.data.overflowed() {
                 return Err(self.output_limit(what));
             }
             if let Some(exit) = self.exit() {
@@ -532,10 +499,10 @@ impl Program {
         let (out_open, err_open, alive) = (self.out.live(), self.err.live(), self.exit.is_none());
         {
             let mut fds: Vec<PollFd> = Vec::with_capacity(4);
-            if let (true, Some(fd)) = (out_open, &self.out.fd) {
+            if let (true, Some(fd)) = (out_open, &self.out.pipe) {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
-            if let (true, Some(fd)) = (err_open, &self.err.fd) {
+            if let (true, Some(fd)) = (err_open, &self.err.pipe) {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
             if let (true, Some(fd)) = (want_write, &self.stdin) {
@@ -560,7 +527,7 @@ impl Program {
     // ----- failures ----------------------------------------------------------
 
     fn stderr_tail(&self) -> String {
-        let err = String::from_utf8_lossy(&self.err.buf);
+        let err = String::from_utf8_lossy(self.stderr());
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
         if lines.is_empty() {
             return String::new();
@@ -570,7 +537,7 @@ impl Program {
     }
 
     fn output_so_far(&self) -> String {
-        let pending = self.out.pending();
+        let pending = self.out.data.pending();
         if pending.is_empty() {
             "nothing (more) on stdout".to_string()
         } else {
@@ -580,7 +547,7 @@ impl Program {
 
     /// A panic message on stderr, as `(location, message)`.
     fn panic_message(&self) -> Option<(String, String)> {
-        let err = String::from_utf8_lossy(&self.err.buf);
+        let err = String::from_utf8_lossy(self.stderr());
         let mut lines = err.lines();
         while let Some(line) = lines.next() {
             if let Some(rest) = line.split_once("panicked at ").map(|(_, r)| r) {
@@ -651,8 +618,8 @@ impl Program {
     }
 
     fn output_limit(&mut self, what: &str) -> Failure {
-        let which = if self.out.overflowed() { "stdout" } else { "stderr" };
-        let cap = if self.out.overflowed() { self.out.cap } else { self.err.cap };
+        let which = if self.out.data.overflowed() { "stdout" } else { "stderr" };
+        let cap = if self.out.data.overflowed() { self.out.data.cap } else { self.err.data.cap };
         Failure::new(
             Kind::OutputLimit,
             format!("{} wrote more than {} to {which}; the grader stopped it", self.name, size(cap)),
