@@ -268,8 +268,9 @@ impl Listener {
         self.listener.local_addr().expect("bound")
     }
 
-    /// Wait for the program to connect.
-    pub fn accept(&self, name: &str, timeout: Duration) -> Step<Conn> {
+    /// Wait for the program to connect; give up early when `exit_fd` (a
+    /// pidfd of the program) reports that it exited.
+    pub fn accept(&self, name: &str, exit_fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> Step<Conn> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.listener.accept() {
@@ -286,9 +287,19 @@ impl Listener {
                             format!("{name} to connect"),
                         ));
                     }
-                    let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+                    let mut fds = [
+                        PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+                        PollFd::new(exit_fd, PollFlags::POLLIN),
+                    ];
                     let ms = left.as_millis().clamp(1, 60_000) as u16;
                     let _ = poll(&mut fds, PollTimeout::from(ms));
+                    if fds[1].any().unwrap_or(false) && !fds[0].any().unwrap_or(false) {
+                        return Err(Failure::new(
+                            Kind::WrongOutput,
+                            "it exited without connecting",
+                            format!("{name} to connect to {}", self.addr()),
+                        ));
+                    }
                 }
                 Err(e) => return Err(Failure::grader(format!("accept: {e}"))),
             }

@@ -206,6 +206,12 @@ impl Program {
         self.pid
     }
 
+    /// Readable once the program has exited: for waits on other descriptors
+    /// that must end when the program does.
+    pub fn exit_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Time since the program was started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
