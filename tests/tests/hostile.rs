@@ -15,8 +15,12 @@ fn hostile(mode: &str) -> PathBuf {
     let dir = root().join("target/hostile");
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join(format!("hostile-{mode}"));
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hostile"), &link).unwrap();
+    // Tests run in parallel and share the links: make a private one and
+    // rename it into place (atomic, replaces an existing link).
+    let tmp = dir.join(format!(".hostile-{mode}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hostile"), &tmp).unwrap();
+    std::fs::rename(&tmp, &link).unwrap();
     link
 }
 
