@@ -77,28 +77,20 @@ struct Stream {
     /// Our read end of the pipe; `None` once the grader closed it.
     pipe: Option<std::fs::File>,
     data: Capture,
-    /// The grader stalls its reading (the program's writes block once the
-    /// pipe is full).
-    paused: bool,
 }
 
 impl Stream {
     fn new(fd: OwnedFd, cap: usize) -> Stream {
         set_nonblocking(&fd);
-        Stream { pipe: Some(fd.into()), data: Capture::new(cap), paused: false }
+        Stream { pipe: Some(fd.into()), data: Capture::new(cap) }
     }
 
     fn open(&self) -> bool {
         self.pipe.is_some() && !self.data.eof
     }
 
-    /// Open and not paused: the loop reads it.
-    fn live(&self) -> bool {
-        self.open() && !self.paused
-    }
-
     fn drain(&mut self) {
-        if let (Some(pipe), false) = (&mut self.pipe, self.paused) {
+        if let Some(pipe) = &mut self.pipe {
             self.data.drain_from(pipe);
         }
     }
@@ -264,25 +256,6 @@ impl Program {
     pub fn close_stdout(&mut self) {
         self.log(format!("closed the pipe {} writes its stdout to (reader gone)", self.name));
         self.out.pipe = None;
-    }
-
-    /// Stall (or resume) reading the program's stdout, as a slow reader
-    /// would: once the pipe is full, the program's writes block.
-    pub fn pause_stdout(&mut self, paused: bool) {
-        self.log(if paused {
-            format!("stopped reading {}'s stdout", self.name)
-        } else {
-            format!("resumed reading {}'s stdout", self.name)
-        });
-        self.out.paused = paused;
-    }
-
-    /// Shrink the stdout pipe to `bytes` (at least a page), so a stalled
-    /// reader blocks the program early.
-    pub fn set_stdout_pipe_size(&mut self, bytes: usize) {
-        if let Some(pipe) = &self.out.pipe {
-            let _ = fcntl(pipe, FcntlArg::F_SETPIPE_SZ(bytes as libc::c_int));
-        }
     }
 
     /// Bytes queued for stdin and not yet taken by the pipe.
@@ -502,7 +475,7 @@ impl Program {
     /// pidfd; handle whatever is ready.
     fn poll_once(&mut self, wait: Duration) {
         let want_write = self.stdin.is_some() && self.stdin_backlog() > 0;
-        let (out_open, err_open, alive) = (self.out.live(), self.err.live(), self.exit.is_none());
+        let (out_open, err_open, alive) = (self.out.open(), self.err.open(), self.exit.is_none());
         {
             let mut fds: Vec<PollFd> = Vec::with_capacity(4);
             if let (true, Some(fd)) = (out_open, &self.out.pipe) {
