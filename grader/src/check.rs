@@ -95,7 +95,7 @@ impl<'a> Ctx<'a> {
             limits: Default::default(),
             cpu: None,
         };
-        let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true, scale: self.scale };
+        let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true };
         adjust(&mut spec, &mut opts);
         Program::start(bin, &spec, opts, self.log.clone())
     }

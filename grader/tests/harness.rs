@@ -18,7 +18,7 @@ fn probe(tag: &str) -> Program {
         limits: Default::default(),
         cpu: None,
     };
-    let opts = Options { output_cap: 1 << 20, forbid_leftovers: true, scale: 1.0 };
+    let opts = Options { output_cap: 1 << 20, forbid_leftovers: true };
     Program::start("probe", &spec, opts, Rc::new(RefCell::new(Default::default()))).expect("start probe")
 }
 

@@ -130,7 +130,7 @@ fn reference(cx: &Ctx, stages: &[&str], input: &[u8]) -> Step<(Vec<u8>, Exit)> {
         limits: Default::default(),
         cpu: None,
     };
-    let opts = crate::harness::Options { output_cap: 32 << 20, forbid_leftovers: false, scale: cx.scale };
+    let opts = crate::harness::Options { output_cap: 32 << 20, forbid_leftovers: false };
     let mut sh = Program::start("sh", &spec, opts, Default::default())?;
     sh.send_quiet(input);
     sh.close_stdin();

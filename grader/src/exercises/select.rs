@@ -326,7 +326,6 @@ fn idle_drops_timers(cx: &mut Ctx) -> Step {
         p.observe(idle / 8, "evloop to keep running")?;
     }
     cx.did(format!("client 2 sent {n} ECHOs until client 1's timer was long due"));
-    c1.drain();
     Ok(())
 }
 

@@ -110,7 +110,6 @@ pub struct Options {
     pub output_cap: usize,
     /// Report processes still running after the program exited.
     pub forbid_leftovers: bool,
-    pub scale: f64,
 }
 
 /// A student program, started clean and contained (see [`super::spawn`] and
@@ -207,15 +206,6 @@ impl Program {
     /// Time since the program was started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    pub fn started_at(&self) -> Instant {
-        self.started
-    }
-
-    /// Duration `secs` scaled by `--time-scale`.
-    pub fn secs(&self, secs: f64) -> Duration {
-        Duration::from_secs_f64(secs * self.opts.scale)
     }
 
     pub fn log(&self, step: impl Into<String>) {
