@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::check::Exercise;
-use crate::cli::{Args, Format};
+use clap::ValueEnum;
+
+use crate::cli::{Args, Command, Format};
 use crate::exercises;
 use crate::harness::program::shell_word;
 use crate::report;
+use crate::results::Report;
 use crate::runner::{self, Bins, Job, Settings};
 
 /// The workspace the grader was built in.
@@ -21,12 +24,16 @@ fn default_root() -> PathBuf {
 
 /// Run the grader; `Ok(true)` when every graded check passed.
 pub fn run(args: Args) -> Result<bool, String> {
-    if !(args.time_scale.is_finite() && args.time_scale > 0.0 && args.time_scale <= 100.0) {
-        return Err(format!("--time-scale must be a number above 0 and at most 100, not {}", args.time_scale));
+    check_time_scale(args.time_scale)?;
+    let root = args.root.clone().unwrap_or_else(default_root);
+    let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
+    if let Some(Command::Gradebook(book)) = &args.command {
+        check_time_scale(book.time_scale)?;
+        return crate::gradebook::run(&root, book);
     }
     let all = exercises::all();
     if args.list {
-        print!("{}", list(&all));
+        print!("{}", list(&all, crate::status::load(&root).as_ref()));
         return Ok(true);
     }
     if let Some(id) = &args.hint {
@@ -34,16 +41,92 @@ pub fn run(args: Args) -> Result<bool, String> {
         print!("{}", hints(ex));
         return Ok(true);
     }
+    let extra = parse_reports(&args.reports)?;
+    if args.watch.is_some() {
+        return crate::watch::run(&root, &args);
+    }
+    let report = grade(&root, &args)?;
+    if !args.solutions && args.submission.is_none() && args.bins.is_empty() {
+        crate::status::remember(&root, &report);
+    }
+    emit(&args, &report, &extra)?;
+    Ok(report.all_passed())
+}
+
+fn check_time_scale(scale: f64) -> Result<(), String> {
+    if scale.is_finite() && scale > 0.0 && scale <= 100.0 {
+        Ok(())
+    } else {
+        Err(format!("--time-scale must be a number above 0 and at most 100, not {scale}"))
+    }
+}
+
+/// Colour for a report on stdout: only on a terminal, and never with
+/// `NO_COLOR` set (<https://no-color.org>).
+pub fn stdout_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Write the report in `--format` (to `--output` or stdout), every
+/// `--report FORMAT=FILE`, and with `--github` the step summary and
+/// annotations.
+fn emit(args: &Args, report: &Report, extra: &[(Format, PathBuf)]) -> Result<(), String> {
+    let colour = args.output.is_none() && stdout_colour();
+    let text = report::render(args.format, report, colour);
+    match &args.output {
+        Some(path) => write_file(path, &text)?,
+        None => print!("{text}"),
+    }
+    for (format, path) in extra {
+        write_file(path, &report::render(*format, report, false))?;
+    }
+    if args.github {
+        report::github::emit(report)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `--report FORMAT=FILE` → (format, file), each checked.
+fn parse_reports(specs: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (format, file) =
+                spec.split_once('=').ok_or_else(|| format!("--report takes FORMAT=FILE, not `{spec}`"))?;
+            let format = Format::from_str(format, true)
+                .map_err(|_| format!("--report: unknown format `{format}` (known: human, json, junit, gradescope)"))?;
+            if file.is_empty() {
+                return Err(format!("--report {spec}: the file name is missing"));
+            }
+            Ok((format, PathBuf::from(file)))
+        })
+        .collect()
+}
+
+/// Select, build and grade what `args` asks for (without writing a report).
+pub fn grade(root: &Path, args: &Args) -> Result<Report, String> {
+    let all = exercises::all();
     let overrides = parse_bins(&args.bins, &all)?;
+    let mut wanted = args.exercises.clone();
+    if let Some(Some(id)) = &args.watch {
+        wanted.push(id.clone());
+    }
 
     // Which exercises: those named; else, with --bin, those whose binaries
     // are all given; else all.
     let chosen: Vec<Exercise>;
-    if !args.exercises.is_empty() {
-        for id in &args.exercises {
+    if !wanted.is_empty() {
+        for id in &wanted {
             find(&all, id)?;
         }
-        chosen = all.into_iter().filter(|e| args.exercises.iter().any(|id| id == e.id)).collect();
+        chosen = all.into_iter().filter(|e| wanted.iter().any(|id| id == e.id)).collect();
     } else if !overrides.is_empty() {
         chosen = all.into_iter().filter(|e| e.bins.iter().all(|b| overrides.contains_key(*b))).collect();
         if chosen.is_empty() {
@@ -70,15 +153,24 @@ pub fn run(args: Args) -> Result<bool, String> {
         }
     }
 
-    let root = args.root.clone().unwrap_or_else(default_root);
-    let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
-    let side = if args.solutions { "solutions" } else { "exercises" };
-    let jobs = prepare(&root, side, selected, &overrides, args.time_scale)?;
-
     let mut rerun_base = String::from("cargo grade");
-    if args.solutions {
-        rerun_base.push_str(" --solutions");
-    }
+    // A student's checkout is built in a private copy of this workspace,
+    // which lives until grading is done.
+    let staged;
+    let (ws, side) = match &args.submission {
+        Some(dir) => {
+            staged = crate::submission::stage(root, dir)?;
+            rerun_base.push_str(&format!(" --submission {}", shell_word(&dir.display().to_string())));
+            (staged.root(), "exercises")
+        }
+        None if args.solutions => {
+            rerun_base.push_str(" --solutions");
+            (root, "solutions")
+        }
+        None => (root, "exercises"),
+    };
+    let jobs = prepare(ws, side, selected, &overrides, args.time_scale)?;
+
     for b in &args.bins {
         rerun_base.push_str(&format!(" --bin {}", shell_word(b)));
     }
@@ -87,24 +179,7 @@ pub fn run(args: Args) -> Result<bool, String> {
     }
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let settings = Settings { jobs: args.jobs.unwrap_or((cpus * 2).max(4)), scale: args.time_scale, rerun_base };
-    let report = runner::run(&jobs, &settings);
-
-    let text = match args.format {
-        Format::Json => report::json::render(&report),
-        Format::Human => {
-            let colour =
-                args.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            report::human::render(
-                &report,
-                if colour { &report::human::Style::COLOR } else { &report::human::Style::PLAIN },
-            )
-        }
-    };
-    match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        None => print!("{text}"),
-    }
-    Ok(report.all_passed())
+    Ok(runner::run(&jobs, &settings))
 }
 
 fn find<'a>(all: &'a [Exercise], id: &str) -> Result<&'a Exercise, String> {
@@ -145,9 +220,10 @@ fn prepare(
     scale: f64,
 ) -> Result<Vec<Job>, String> {
     let package = |e: &Exercise| if side == "solutions" { format!("{}-solution", e.id) } else { e.id.to_string() };
+    let present = |e: &Exercise| root.join(side).join(e.dir()).join("Cargo.toml").is_file();
     let crates: Vec<(PathBuf, String)> = selected
         .iter()
-        .filter(|(e, _)| !e.bins.iter().all(|b| overrides.contains_key(*b)))
+        .filter(|(e, _)| !e.bins.iter().all(|b| overrides.contains_key(*b)) && present(e))
         .map(|(e, _)| (PathBuf::from(side).join(e.dir()), package(e)))
         .collect();
     let built = if crates.is_empty() {
@@ -167,7 +243,15 @@ fn prepare(
         let dir = root.join(side).join(exercise.dir());
         let mut bins = BTreeMap::new();
         let mut error = None;
+        let all_given = exercise.bins.iter().all(|b| overrides.contains_key(*b));
+        if !all_given && !present(&exercise) {
+            error = Some(format!("there is no crate {side}/{} (its Cargo.toml is missing)", exercise.dir()));
+        }
+        let source = (!all_given).then(|| format!("{side}/{}", exercise.dir()));
         for &b in exercise.bins {
+            if error.is_some() {
+                break;
+            }
             if let Some(p) = overrides.get(b) {
                 bins.insert(b.to_string(), p.clone());
                 continue;
@@ -187,12 +271,12 @@ fn prepare(
             Some(e) => Bins::BuildError(e),
             None => Bins::Ready(bins),
         };
-        jobs.push(Job { exercise, bins, selected: idx });
+        jobs.push(Job { exercise, bins, selected: idx, source });
     }
     Ok(jobs)
 }
 
-fn list(all: &[Exercise]) -> String {
+fn list(all: &[Exercise], _last: Option<&crate::status::LastRun>) -> String {
     let mut s = String::new();
     for e in all {
         s.push_str(&format!("{:10} {} ({} points; binaries: {})\n", e.id, e.title, e.max_points(), e.bins.join(", ")));

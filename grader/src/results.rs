@@ -45,6 +45,9 @@ pub struct CheckResult {
 pub struct ExerciseResult {
     pub id: String,
     pub title: String,
+    /// The crate folder graded, relative to the repository
+    /// (`exercises/signals`); null when every binary came from `--bin`.
+    pub source: Option<String>,
     pub score: u32,
     pub max_score: u32,
     /// The compiler's message when the exercise did not build.

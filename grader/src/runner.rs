@@ -28,6 +28,9 @@ pub struct Job {
     pub bins: Bins,
     /// Indices of the checks selected by `--check`.
     pub selected: Vec<usize>,
+    /// The crate folder relative to the repository (`exercises/signals`);
+    /// `None` when every binary was given with `--bin`.
+    pub source: Option<String>,
 }
 
 pub struct Settings {
@@ -67,6 +70,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
         exercises.push(ExerciseResult {
             id: job.exercise.id.to_string(),
             title: job.exercise.title.to_string(),
+            source: job.source.clone(),
             score: checks.iter().map(|c| c.points).sum(),
             max_score: checks.iter().map(|c| c.max_points).sum(),
             build_error: match &job.bins {
