@@ -157,19 +157,20 @@ pub fn grade(root: &Path, args: &Args) -> Result<Report, String> {
     // A student's checkout is built in a private copy of this workspace,
     // which lives until grading is done.
     let staged;
-    let (ws, side) = match &args.submission {
+    let no_problems = BTreeMap::new();
+    let (ws, side, problems) = match &args.submission {
         Some(dir) => {
             staged = crate::submission::stage(root, dir)?;
             rerun_base.push_str(&format!(" --submission {}", shell_word(&dir.display().to_string())));
-            (staged.root(), "exercises")
+            (staged.root(), "exercises", &staged.problems)
         }
         None if args.solutions => {
             rerun_base.push_str(" --solutions");
-            (root, "solutions")
+            (root, "solutions", &no_problems)
         }
-        None => (root, "exercises"),
+        None => (root, "exercises", &no_problems),
     };
-    let jobs = prepare(ws, side, selected, &overrides, args.time_scale)?;
+    let jobs = prepare(ws, side, selected, &overrides, problems, args.time_scale)?;
 
     for b in &args.bins {
         rerun_base.push_str(&format!(" --bin {}", shell_word(b)));
@@ -217,10 +218,12 @@ fn prepare(
     side: &str,
     selected: Vec<(Exercise, Vec<usize>)>,
     overrides: &BTreeMap<String, PathBuf>,
+    problems: &BTreeMap<String, String>,
     scale: f64,
 ) -> Result<Vec<Job>, String> {
     let package = |e: &Exercise| if side == "solutions" { format!("{}-solution", e.id) } else { e.id.to_string() };
-    let present = |e: &Exercise| root.join(side).join(e.dir()).join("Cargo.toml").is_file();
+    let present =
+        |e: &Exercise| root.join(side).join(e.dir()).join("Cargo.toml").is_file() && !problems.contains_key(e.id);
     let crates: Vec<(PathBuf, String)> = selected
         .iter()
         .filter(|(e, _)| !e.bins.iter().all(|b| overrides.contains_key(*b)) && present(e))
@@ -245,7 +248,10 @@ fn prepare(
         let mut error = None;
         let all_given = exercise.bins.iter().all(|b| overrides.contains_key(*b));
         if !all_given && !present(&exercise) {
-            error = Some(format!("there is no crate {side}/{} (its Cargo.toml is missing)", exercise.dir()));
+            error =
+                Some(problems.get(exercise.id).cloned().unwrap_or_else(|| {
+                    format!("there is no crate {side}/{} (its Cargo.toml is missing)", exercise.dir())
+                }));
         }
         let source = (!all_given).then(|| format!("{side}/{}", exercise.dir()));
         for &b in exercise.bins {

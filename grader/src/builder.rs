@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,7 +57,8 @@ pub fn build(
         .arg(target_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     for (_, package) in crates {
         cmd.args(["-p", package]);
     }
@@ -74,25 +76,14 @@ pub fn build(
         let _ = stdout.read_to_string(&mut s);
         s
     });
-    // Wait on a pidfd with the deadline: a build script that loops forever
-    // must not hang the grader.
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    if let Some(fd) = crate::harness::contain::pidfd_open(pid) {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use std::os::fd::AsFd;
-        let until = Instant::now() + deadline;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let _ = child.kill();
-                break;
-            }
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            let ms = left.as_millis().min(60_000) as u16;
-            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
-                break;
-            }
-        }
+    // A build script that loops forever must not hang the grader.
+    // Cargo leads a process group of its own, so that rustc and build
+    // scripts go with it.
+    let timed_out = crate::harness::contain::wait_child_until(&mut child, Instant::now() + deadline).is_none();
+    if timed_out {
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = child.kill();
     }
     let status = child.wait().map_err(|e| format!("cargo: {e}"))?;
     let out = out_reader.join().unwrap_or_default();
@@ -124,6 +115,10 @@ pub fn build(
         let dir = root.join(dir);
         let key = dir.canonicalize().unwrap_or(dir.clone());
         let result = match (errors.remove(&key), bins.remove(&key)) {
+            _ if timed_out => Err(format!(
+                "error: the build did not finish within {} s and was stopped (a build script or proc macro that never ends?)",
+                deadline.as_secs()
+            )),
             (Some(e), _) => Err(e),
             (None, Some(b)) if !b.is_empty() => Ok(b),
             _ if !status.success() => Err(tail(&err, 40)),

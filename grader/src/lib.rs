@@ -8,6 +8,7 @@ pub mod app;
 pub mod builder;
 pub mod check;
 pub mod cli;
+pub mod cpu_lock;
 pub mod exercises;
 pub mod gradebook;
 pub mod harness;

@@ -61,8 +61,14 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
     }
     let workers = settings.jobs.max(1);
     let timing_workers = queue_timing.len().max(1);
-    results.extend(run_queue(jobs, settings, queue_fast, workers));
-    results.extend(run_queue(jobs, settings, queue_timing, timing_workers));
+    {
+        let _cpu = crate::cpu_lock::shared();
+        results.extend(run_queue(jobs, settings, queue_fast, workers));
+    }
+    if !queue_timing.is_empty() {
+        let _cpu = crate::cpu_lock::exclusive();
+        results.extend(run_queue(jobs, settings, queue_timing, timing_workers));
+    }
 
     let mut exercises = Vec::new();
     for (e, job) in jobs.iter().enumerate() {

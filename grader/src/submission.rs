@@ -1,19 +1,243 @@
-//! `--submission DIR`: a student's exercise crates, built in a private copy
-//! of the instructor's workspace.
+//! `--submission DIR`: grade a student's checkout with the instructor's
+//! grader and checks.
+//!
+//! Only the exercise crates of the checkout (`DIR/exercises/<id>/`) are
+//! used. They are copied into a private scratch workspace under
+//! `target/ipc-lab/submissions/` whose root manifest and `Cargo.lock` come
+//! from the instructor's repository, so the student's copy of the grader,
+//! tests, workflows, `.cargo/config.toml` and `rust-toolchain.toml` never
+//! take part. One crate whose manifest is broken or renamed costs only that
+//! exercise.
+//!
+//! Building from scratch would compile `nix` for every submission; instead
+//! the scratch target directory starts as a copy of a *warm* one (the
+//! instructor's own skeletons, built once under `target/ipc-lab/warm/`), and
+//! Cargo rebuilds only the student's crates.
+//!
+//! Build scripts and proc macros of a student's crate still run on this
+//! machine when it builds: grade untrusted submissions in a throwaway
+//! container or VM (INSTRUCTORS.md).
 
+use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A staged submission; removed when dropped.
+use crate::exercises;
+
+/// Most bytes copied from one checkout (a hostile checkout must not fill
+/// the disk).
+const MAX_BYTES: u64 = 64 << 20;
+
+/// A staged submission: a scratch workspace, removed when dropped.
 pub struct Staged {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
+    /// Exercises whose crate could not be taken, and why.
+    pub problems: BTreeMap<String, String>,
 }
 
 impl Staged {
+    /// The scratch workspace's root.
     pub fn root(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 }
 
-pub fn stage(_root: &Path, dir: &Path) -> Result<Staged, String> {
-    Err(format!("--submission {}: not implemented yet", dir.display()))
+/// Copy the exercise crates of the checkout `dir` into a scratch workspace
+/// of the instructor's workspace at `root`.
+pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
+    let what = format!("--submission {}", dir.display());
+    let meta = fs::metadata(dir).map_err(|e| format!("{what}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("{what}: not a directory"));
+    }
+    let theirs = dir.join("exercises");
+    if !theirs.is_dir() {
+        return Err(format!("{what}: no exercises/ folder (expected a checkout of the course repository)"));
+    }
+    let base = root.join("target").join("ipc-lab").join("submissions");
+    fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("sub-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("cannot create a scratch workspace in {}: {e}", base.display()))?;
+    write_workspace(root, scratch.path())?;
+    if let Some(warm) = warm_target(root) {
+        // Shared: copies may run side by side, never during a rebuild.
+        let lock = fs::OpenOptions::new().write(true).open(warm.with_file_name(".lock")).ok();
+        let _lock = lock.and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared).ok());
+        seed_target(&warm, &scratch.path().join("target"));
+    }
+
+    let mut problems = BTreeMap::new();
+    let mut budget = MAX_BYTES;
+    for ex in exercises::all() {
+        let from = theirs.join(ex.dir());
+        if !from.join("Cargo.toml").is_file() {
+            continue; // reported as a missing crate when graded
+        }
+        if let Err(why) = check_manifest(&from.join("Cargo.toml"), ex.id) {
+            problems.insert(ex.id.to_string(), why);
+            continue;
+        }
+        let to = scratch.path().join("exercises").join(ex.dir());
+        if let Err(e) = copy_tree(&from, &to, &mut budget) {
+            problems.insert(ex.id.to_string(), format!("could not copy exercises/{}: {e}", ex.dir()));
+            let _ = fs::remove_dir_all(&to);
+        }
+    }
+    Ok(Staged { dir: scratch, problems })
+}
+
+/// The instructor's root manifest with the workspace narrowed to
+/// `exercises/*`, and the instructor's lock file.
+fn write_workspace(root: &Path, to: &Path) -> Result<(), String> {
+    let path = root.join("Cargo.toml");
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut manifest: toml::Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+    let ws = manifest
+        .get_mut("workspace")
+        .and_then(toml::Value::as_table_mut)
+        .ok_or_else(|| format!("{}: no [workspace]", path.display()))?;
+    ws.insert("members".into(), toml::Value::Array(vec!["exercises/*".into()]));
+    ws.remove("default-members");
+    ws.remove("exclude");
+    let out = format!(
+        "# Scratch workspace of the ipc-lab grader: the instructor's manifest, narrowed to the exercises.\n{}",
+        toml::to_string(&manifest).map_err(|e| e.to_string())?
+    );
+    write_if_changed(&to.join("Cargo.toml"), out.as_bytes())?;
+    if let Ok(lock) = fs::read(root.join("Cargo.lock")) {
+        write_if_changed(&to.join("Cargo.lock"), &lock)?;
+    }
+    fs::create_dir_all(to.join("exercises")).map_err(|e| e.to_string())
+}
+
+/// Write only when the content differs, so Cargo's mtime-based freshness
+/// sees an unchanged file as unchanged.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The crate's manifest must parse and name the package the grader builds.
+fn check_manifest(path: &Path, id: &str) -> Result<(), String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("exercises/{id}/Cargo.toml: {e}"))?;
+    let manifest: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        format!("exercises/{id}/Cargo.toml does not parse: {}", first_line(&e.to_string()))
+    })?;
+    let name = manifest.get("package").and_then(|p| p.get("name")).and_then(toml::Value::as_str);
+    match name {
+        Some(n) if n == id => Ok(()),
+        Some(n) => Err(format!("exercises/{id}/Cargo.toml names the package `{n}`; it must stay `{id}`")),
+        None => Err(format!("exercises/{id}/Cargo.toml has no [package] name")),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+/// Copy a crate folder: regular files and folders only (no symlinks, which
+/// could point anywhere), without build output and version control.
+fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let dest = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &dest, budget)?;
+        } else if kind.is_file() {
+            let len = entry.metadata()?.len();
+            *budget = budget.checked_sub(len).ok_or_else(|| {
+                std::io::Error::other(format!("the checkout's crates are larger than {} MiB", MAX_BYTES >> 20))
+            })?;
+            fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Build the instructor's own exercise crates once into
+/// `target/ipc-lab/warm/target`, so that every submission's build can start
+/// with compiled dependencies. `None` if that fails (each submission then
+/// builds from scratch: slower, same verdict).
+pub fn warm_target(root: &Path) -> Option<PathBuf> {
+    let base = root.join("target").join("ipc-lab").join("warm");
+    fs::create_dir_all(&base).ok()?;
+    // One builder at a time; graders in parallel wait here.
+    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(base.join(".lock")).ok()?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).ok()?;
+    let ws = base.join("ws");
+    fs::create_dir_all(&ws).ok()?;
+    write_workspace(root, &ws).ok()?;
+    let mut crates = Vec::new();
+    for ex in exercises::all() {
+        let from = root.join("exercises").join(ex.dir());
+        if !from.join("Cargo.toml").is_file() {
+            continue;
+        }
+        sync_tree(&from, &ws.join("exercises").join(ex.dir())).ok()?;
+        crates.push((PathBuf::from("exercises").join(ex.dir()), ex.id.to_string()));
+    }
+    let target = base.join("target");
+    crate::builder::build(&ws, &crates, &target, Duration::from_secs(900)).ok()?;
+    Some(target)
+}
+
+/// Like [`copy_tree`], but leaves files with the same content untouched.
+fn sync_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path(), &to.join(&name))?;
+        } else if kind.is_file() {
+            write_if_changed(&to.join(&name), &fs::read(entry.path())?).map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
+}
+
+/// Start `to` as a copy of the warm target (timestamps kept, which Cargo's
+/// freshness check needs), without the exercise crates' own fingerprints:
+/// the skeletons built there must never pass for the student's crates,
+/// whatever the files' timestamps say. A failed copy only costs build time.
+fn seed_target(warm: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(warm)
+        .arg(to)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let _ = fs::remove_dir_all(to);
+        return;
+    }
+    for profile in ["debug", "release"] {
+        let Ok(rd) = fs::read_dir(to.join(profile).join(".fingerprint")) else { continue };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let package = name.rsplit_once('-').map_or(name.as_str(), |(p, _)| p);
+            if exercises::all().iter().any(|e| e.id == package) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }

@@ -318,3 +318,51 @@ fn dependencies() -> String {
     }
     s
 }
+
+/// Where a crate of a made-up student checkout comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// `solutions/<id>`, its package renamed to `<id>` as in `exercises/`.
+    Solution,
+    /// `exercises/<id>`: the unedited skeleton.
+    Skeleton,
+}
+
+/// Make a student checkout at `dir` with `exercises/<id>` for each crate
+/// given; returns the crate folders by id for further edits.
+pub fn make_submission(dir: &Path, crates: &[(&str, From)]) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for &(id, from) in crates {
+        let to = dir.join("exercises").join(id);
+        let src = match from {
+            From::Solution => root().join("solutions").join(id),
+            From::Skeleton => root().join("exercises").join(id),
+        };
+        copy_tree(&src, &to);
+        if from == From::Solution {
+            let manifest = to.join("Cargo.toml");
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            let renamed = text.replacen(&format!("name = \"{id}-solution\""), &format!("name = \"{id}\""), 1);
+            assert_ne!(text, renamed, "solutions/{id}/Cargo.toml names its package `{id}-solution`");
+            std::fs::write(&manifest, renamed).unwrap();
+        }
+        out.insert(id.to_string(), to);
+    }
+    out
+}
+
+/// Copy a folder recursively (without `target/`).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_name() == "target" {
+            continue;
+        }
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

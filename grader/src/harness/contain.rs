@@ -282,6 +282,51 @@ pub fn kill_strays() {
     remove_cgroup_root();
 }
 
+/// Wait for `child` to exit until `until`; `None` if it is still running
+/// then. Waits on a pidfd: the wake-up is the exit itself.
+pub fn wait_child_until(child: &mut std::process::Child, until: Instant) -> Option<std::process::ExitStatus> {
+    let pid = Pid::from_raw(child.id() as i32);
+    if let Some(fd) = pidfd_open(pid) {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let ms = left.as_millis().clamp(1, 60_000) as u16;
+            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+    child.try_wait().ok().flatten()
+}
+
+/// Kill every process whose token starts with `prefix` (the programs of one
+/// grader process: tokens are `<grader pid>-<n>`), until none is left or
+/// `until` passes. For `grader gradebook`, after a grader it ran was killed
+/// before it could clean up after itself.
+pub fn kill_marked(prefix: &str, until: Instant) -> usize {
+    let wanted = format!("{TOKEN_VAR}={prefix}");
+    let mut killed = 0;
+    loop {
+        let marked: Vec<Pid> = procfs::all_pids()
+            .into_iter()
+            .filter(|&p| !matches!(procfs::state(p), None | Some('Z') | Some('X')))
+            .filter(|&p| procfs::environ_starts(p, &wanted))
+            .collect();
+        for &p in &marked {
+            let _ = kill(p, Signal::SIGKILL);
+        }
+        killed += marked.len();
+        reap_orphans();
+        if marked.is_empty() || Instant::now() >= until {
+            return killed;
+        }
+        wait_any_exit(&marked, until);
+    }
+}
+
 /// Open a pidfd for `pid` (`None` when it is already gone).
 pub fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor

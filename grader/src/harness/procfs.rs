@@ -152,6 +152,20 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
     }
 }
 
+/// Does an entry of `pid`'s environment start with `prefix`?
+pub fn environ_starts(pid: Pid, prefix: &str) -> bool {
+    match fs::read(format!("/proc/{pid}/environ")) {
+        Ok(env) => env.split(|&b| b == 0).any(|e| e.starts_with(prefix.as_bytes())),
+        Err(_) => false,
+    }
+}
+
+/// Every process id on the machine.
+pub fn all_pids() -> Vec<Pid> {
+    let Ok(rd) = fs::read_dir("/proc") else { return Vec::new() };
+    rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).map(Pid::from_raw).collect()
+}
+
 /// Open descriptors of `pid` with what they point to (`pipe:[123]`, `/dev/null`).
 pub fn fds(pid: Pid) -> Vec<(i32, String)> {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };

@@ -1,0 +1,91 @@
+//! `grader gradebook`: many checkouts, each isolated; one that does not
+//! compile or hangs costs only its own row, in bounded time, and leaves
+//! nothing running.
+
+use std::time::{Duration, Instant};
+
+use ipc_lab_tests::{grader_cmd, make_submission, From};
+
+/// A build script that reports its pid and then never finishes (bounded:
+/// an hour, in case everything else fails).
+const HANGING_BUILD_RS: &str = r#"
+fn main() {
+    if let Ok(path) = std::env::var("HANG_PID_FILE") {
+        std::fs::write(path, std::process::id().to_string()).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+}
+"#;
+
+#[test]
+fn gradebook_over_four_kinds_of_submission() {
+    let tmp = tempfile::tempdir().unwrap();
+    let subs = tmp.path().join("subs");
+    let both = |from| [("signals", from), ("framing", from)];
+    make_submission(&subs.join("sol"), &both(From::Solution));
+    make_submission(&subs.join("skel"), &both(From::Skeleton));
+    let broken = make_submission(&subs.join("broken"), &both(From::Solution));
+    let main = broken["signals"].join("src/main.rs");
+    let mut text = std::fs::read_to_string(&main).unwrap();
+    text.push_str("\nfn broken() -> u32 { \"not a number\" }\n");
+    std::fs::write(&main, text).unwrap();
+    let hang = make_submission(&subs.join("hang"), &both(From::Solution));
+    std::fs::write(hang["signals"].join("build.rs"), HANGING_BUILD_RS).unwrap();
+    let pid_file = tmp.path().join("hang.pid");
+
+    let out_dir = tmp.path().join("book");
+    let started = Instant::now();
+    let out = grader_cmd()
+        .args(["gradebook", "--exercise", "signals", "--exercise", "framing", "--timeout", "20", "-j", "2"])
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["sol", "skel", "broken", "hang"].map(|s| subs.join(s)))
+        .env("HANG_PID_FILE", &pid_file)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Not every submission could be graded (one timed out): exit 1.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(150), "took {took:?}");
+
+    let csv = std::fs::read_to_string(out_dir.join("gradebook.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("submission,signals,framing,total,max,status,note"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert_eq!(rows[0], "broken,0,100,100,200,graded,did not build: signals", "{csv}");
+    assert!(rows[1].starts_with("hang,,,0,0,timeout,"), "{csv}");
+    assert_eq!(rows[2], "skel,0,0,0,200,graded,", "{csv}");
+    assert_eq!(rows[3], "sol,100,100,200,200,graded,", "{csv}");
+
+    // One JSON report per graded submission, the same totals as the CSV.
+    for (name, score) in [("sol", 200), ("skel", 0), ("broken", 100)] {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join(format!("{name}.json"))).unwrap()).unwrap();
+        assert_eq!(json["score"], score, "{name}");
+    }
+
+    // The hanging build script was reached, and it is gone now.
+    let pid: i32 = std::fs::read_to_string(&pid_file).expect("the build script ran").trim().parse().unwrap();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    assert!(state.is_none(), "the hanging build script {pid} still exists: {state:?}");
+}
+
+#[test]
+fn gradebook_usage_errors_are_one_line_and_exit_2() {
+    for (args, message) in [
+        (&["gradebook", "/nonexistent/alice"][..], "/nonexistent/alice: No such file"),
+        (&["gradebook", ".", "--exercise", "nosuch"][..], "unknown exercise `nosuch`"),
+        (&["gradebook", "Cargo.toml"][..], "no submission folder to grade"),
+        (&["--submission", "/nonexistent/bob"][..], "--submission /nonexistent/bob: No such file"),
+        (&["--submission", "grader"][..], "--submission grader: no exercises/ folder"),
+    ] {
+        let out = grader_cmd().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("grader: ")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+        assert!(errors[0].contains(message), "{args:?}: {stderr}");
+    }
+}
