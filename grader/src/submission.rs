@@ -58,8 +58,9 @@ pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
     }
     let base = root.join("target").join("ipc-lab").join("submissions");
     fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+    remove_stale(&base);
     let scratch = tempfile::Builder::new()
-        .prefix("sub-")
+        .prefix(&format!("sub-{}-", std::process::id()))
         .tempdir_in(&base)
         .map_err(|e| format!("cannot create a scratch workspace in {}: {e}", base.display()))?;
     write_workspace(root, scratch.path())?;
@@ -88,6 +89,23 @@ pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
         }
     }
     Ok(Staged { dir: scratch, problems })
+}
+
+/// Scratch workspaces of graders that are gone: a grader stopped by a
+/// signal (Ctrl-C, the gradebook's deadline) exits without unwinding, so
+/// its scratch folder is left for the next grader to remove.
+fn remove_stale(base: &Path) {
+    let Ok(rd) = fs::read_dir(base) else { return };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("sub-").and_then(|r| r.split('-').next()).and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The instructor's root manifest with the workspace narrowed to
