@@ -254,6 +254,15 @@ fn prepare(
                 }));
         }
         let source = (!all_given).then(|| format!("{side}/{}", exercise.dir()));
+        let bin_sources = match &source {
+            Some(src) => exercise
+                .bins
+                .iter()
+                .filter(|b| !overrides.contains_key(**b))
+                .map(|b| (b.to_string(), bin_source(root, src, b)))
+                .collect(),
+            None => BTreeMap::new(),
+        };
         for &b in exercise.bins {
             if error.is_some() {
                 break;
@@ -277,9 +286,21 @@ fn prepare(
             Some(e) => Bins::BuildError(e),
             None => Bins::Ready(bins),
         };
-        jobs.push(Job { exercise, bins, selected: idx, source });
+        jobs.push(Job { exercise, bins, selected: idx, source, bin_sources });
     }
     Ok(jobs)
+}
+
+/// The source file of binary `bin` of the crate `source` (a folder relative
+/// to `tree`), relative to `tree`: Cargo's `src/bin/<bin>.rs` when the
+/// crate has it, else `src/main.rs`. Reports point failures at it.
+fn bin_source(tree: &Path, source: &str, bin: &str) -> String {
+    let own = format!("{source}/src/bin/{bin}.rs");
+    if tree.join(&own).is_file() {
+        own
+    } else {
+        format!("{source}/src/main.rs")
+    }
 }
 
 fn list(all: &[Exercise], _last: Option<&crate::status::LastRun>) -> String {
@@ -300,4 +321,20 @@ fn hints(e: &Exercise) -> String {
         s.push_str(&format!("{} — {}\n  {hint}\n\n", c.id, c.title));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_source_prefers_src_bin_then_main() {
+        let root = default_root();
+        assert_eq!(bin_source(&root, "exercises/sockets", "tcp-server"), "exercises/sockets/src/bin/tcp-server.rs");
+        assert_eq!(bin_source(&root, "solutions/sockets", "tcp-client"), "solutions/sockets/src/bin/tcp-client.rs");
+        assert_eq!(bin_source(&root, "exercises/signals", "sigecho"), "exercises/signals/src/main.rs");
+        // A crate without src/bin/<bin>.rs falls back to main.rs.
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(bin_source(tmp.path(), "exercises/sockets", "tcp-server"), "exercises/sockets/src/main.rs");
+    }
 }

@@ -62,11 +62,19 @@ pub struct Ctx<'a> {
     bins: &'a BTreeMap<String, PathBuf>,
     pub scale: f64,
     pub log: Rc<RefCell<Transcript>>,
+    /// The binaries started so far, each once, in order of first start.
+    started: RefCell<Vec<String>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(bins: &'a BTreeMap<String, PathBuf>, scale: f64) -> Ctx<'a> {
-        Ctx { bins, scale, log: Rc::default() }
+        Ctx { bins, scale, log: Rc::default(), started: RefCell::default() }
+    }
+
+    /// The binaries this check started (or tried to), each once, in order of
+    /// first start. The reports point a failure at their source files.
+    pub fn programs(&self) -> Vec<String> {
+        self.started.borrow().clone()
     }
 
     /// `secs` seconds, scaled by `--time-scale`: for deadlines and upper
@@ -89,6 +97,12 @@ impl<'a> Ctx<'a> {
     /// (output cap, CPU pinning, limits).
     pub fn start_with(&self, bin: &str, args: &[&str], adjust: impl FnOnce(&mut Spec, &mut Options)) -> Step<Program> {
         let path = self.bins.get(bin).ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))?;
+        {
+            let mut started = self.started.borrow_mut();
+            if !started.iter().any(|b| b == bin) {
+                started.push(bin.to_string());
+            }
+        }
         let mut spec = Spec {
             path: path.clone(),
             args: args.iter().map(OsString::from).collect(),

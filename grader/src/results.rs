@@ -1,6 +1,8 @@
 //! Results: what the runner hands to the reports. Plain data, serialisable;
 //! reports only read it.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::harness::Kind;
@@ -37,6 +39,9 @@ pub struct CheckResult {
     pub duration_ms: u64,
     /// Command that reruns just this check.
     pub rerun: String,
+    /// The exercise's binaries this check started, in order of first start
+    /// (empty when it started none, e.g. after a build error).
+    pub programs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
 }
@@ -48,6 +53,10 @@ pub struct ExerciseResult {
     /// The crate folder graded, relative to the repository
     /// (`exercises/signals`); null when every binary came from `--bin`.
     pub source: Option<String>,
+    /// Binary → its source file relative to the repository
+    /// (`exercises/sockets/src/bin/tcp-server.rs`), for the binaries built
+    /// from `source`; binaries given with `--bin` have none.
+    pub bin_sources: BTreeMap<String, String>,
     pub score: u32,
     pub max_score: u32,
     /// The compiler's message when the exercise did not build.

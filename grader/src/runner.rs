@@ -31,6 +31,9 @@ pub struct Job {
     /// The crate folder relative to the repository (`exercises/signals`);
     /// `None` when every binary was given with `--bin`.
     pub source: Option<String>,
+    /// Binary → its source file relative to the repository, for the
+    /// binaries built from `source` (see [`ExerciseResult::bin_sources`]).
+    pub bin_sources: BTreeMap<String, String>,
 }
 
 pub struct Settings {
@@ -77,6 +80,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
             id: job.exercise.id.to_string(),
             title: job.exercise.title.to_string(),
             source: job.source.clone(),
+            bin_sources: job.bin_sources.clone(),
             score: checks.iter().map(|c| c.points).sum(),
             max_score: checks.iter().map(|c| c.max_points).sum(),
             build_error: match &job.bins {
@@ -134,6 +138,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     });
     // Every Program of the check has been dropped by now: killed, reaped,
     // and leftovers recorded.
+    let programs = cx.programs();
     let log = cx.log.borrow();
     let outcome = match outcome {
         Ok(()) if !log.leftovers.is_empty() => {
@@ -154,6 +159,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             message: String::new(),
             duration_ms,
             rerun,
+            programs,
             detail: None,
         },
         Err(f) if f.kind == Kind::Skipped => CheckResult {
@@ -165,6 +171,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             message: format!("skipped: {}", f.got),
             duration_ms,
             rerun,
+            programs,
             detail: None,
         },
         Err(f) => {
@@ -181,6 +188,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
                 message: detail.text(&rerun),
                 duration_ms,
                 rerun,
+                programs,
                 detail: Some(detail),
             }
         }
@@ -208,6 +216,7 @@ fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> Che
         message: detail.text(&rerun),
         duration_ms: 0,
         rerun,
+        programs: Vec::new(),
         detail: Some(detail),
     }
 }

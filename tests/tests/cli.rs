@@ -21,6 +21,9 @@ fn cmd() -> Command {
 #[case::bad_bin_syntax(&["--bin", "sigecho"], "--bin takes NAME=PATH")]
 #[case::zero_time_scale(&["--time-scale", "0"], "--time-scale must be a number above 0")]
 #[case::hint_unknown(&["--hint", "nosuch"], "unknown exercise `nosuch`")]
+#[case::report_without_file(&["--report", "junit"], "--report takes FORMAT=FILE, not `junit`")]
+#[case::report_unknown_format(&["--report", "xml=out.xml"], "--report: unknown format `xml` (known: human, json, junit, gradescope)")]
+#[case::report_empty_file(&["--report", "json="], "--report json=: the file name is missing")]
 fn usage_errors_are_one_line_and_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let out = cmd().args(args).assert().code(2).stdout("");
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
