@@ -17,6 +17,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use crate::harness::Kind;
 use crate::results::{CheckResult, ExerciseResult, Report, Status};
 
 /// Bytes of Markdown appended per run: GitHub's limit per step is 1 MiB;
@@ -69,21 +70,62 @@ fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// The workflow commands for the failing checks (failed or error), in
 /// report order: at most [`MAX_ANNOTATIONS`] `::error` lines, then one
 /// `::notice` if more failed. `in_summary`: the job summary lists them all.
+///
+/// Checks that only reached a `todo!()` share one annotation per place (as
+/// in the human report): the student's next step is that `todo!()`, not
+/// ten copies of it.
 pub fn annotations(report: &Report, in_summary: bool) -> Vec<String> {
-    let failing: Vec<(&ExerciseResult, &CheckResult)> = report
-        .exercises
-        .iter()
-        .flat_map(|e| e.checks.iter().map(move |c| (e, c)))
-        .filter(|(_, c)| matches!(c.status, Status::Failed | Status::Error))
-        .collect();
-    let mut lines: Vec<String> = failing.iter().take(MAX_ANNOTATIONS).map(|(e, c)| annotation(e, c)).collect();
-    let more = failing.len().saturating_sub(MAX_ANNOTATIONS);
+    let mut items: Vec<Item> = Vec::new();
+    for ex in &report.exercises {
+        for c in ex.checks.iter().filter(|c| matches!(c.status, Status::Failed | Status::Error)) {
+            let todo = c.detail.as_ref().filter(|d| d.kind == Kind::NotImplemented).map(|d| d.got.as_str());
+            let same_place = items.iter_mut().find(|it| todo.is_some() && std::ptr::eq(it.ex, ex) && it.todo == todo);
+            match same_place {
+                Some(it) => it.checks.push(c),
+                None => items.push(Item { ex, todo, checks: vec![c] }),
+            }
+        }
+    }
+    let mut lines: Vec<String> = items.iter().take(MAX_ANNOTATIONS).map(Item::annotation).collect();
+    let more: usize = items.iter().skip(MAX_ANNOTATIONS).map(|it| it.checks.len()).sum();
     if more > 0 {
         let where_ = if in_summary { "the job summary lists them all" } else { "the grading report lists them all" };
         let text = format!("{more} more failing checks are not annotated; {where_}");
         lines.push(format!("::notice title={}::{}", escape_property("ipc-lab"), escape_data(&text)));
     }
     lines
+}
+
+/// One annotation: a failing check, or every check waiting for one
+/// `todo!()`.
+struct Item<'a> {
+    ex: &'a ExerciseResult,
+    /// The `todo!()` the checks reached (`Detail.got`).
+    todo: Option<&'a str>,
+    checks: Vec<&'a CheckResult>,
+}
+
+impl Item<'_> {
+    fn annotation(&self) -> String {
+        let [c] = self.checks[..] else {
+            let points: u32 = self.checks.iter().map(|c| c.max_points).sum();
+            let ids: Vec<&str> = self.checks.iter().map(|c| c.id.as_str()).collect();
+            let mut props = Vec::new();
+            if let Some((file, line)) = location(self.ex, self.checks[0]) {
+                props.push(format!("file={}", escape_property(&file)));
+                props.push(format!("line={line}"));
+            }
+            let title = format!("{}: not implemented yet ({} checks, {points} points)", self.ex.id, ids.len());
+            props.push(format!("title={}", escape_property(&title)));
+            let text = format!(
+                "{}\nchecks waiting for it: {}\nhint: fill in that `todo!()`; these checks cannot pass before it",
+                self.todo.unwrap_or_default(),
+                ids.join(", ")
+            );
+            return format!("::error {}::{}", props.join(","), escape_data(&cut(&text, ANNOTATION_MESSAGE)));
+        };
+        annotation(self.ex, c)
+    }
 }
 
 /// `::error file=…,line=…,title=signals/echo (10 points)::message`.
@@ -443,6 +485,28 @@ mod tests {
         let c = check("x", Status::Failed, 5, Kind::WrongOutput, "the line `x`", &["tcp-server"]);
         let ex = exercise("sockets", &[("tcp-client", "src/bin/tcp-client.rs")], vec![c.clone()]);
         assert_eq!(location(&ex, &c), None);
+    }
+
+    #[test]
+    fn checks_waiting_for_one_todo_share_an_annotation() {
+        let todo = "sigecho reached a `todo!()` at exercises/signals/src/main.rs:42:5";
+        let checks = vec![
+            check("a", Status::Failed, 5, Kind::NotImplemented, todo, &["sigecho"]),
+            check("b", Status::Failed, 10, Kind::WrongOutput, "the line `x`", &["sigecho"]),
+            check("c", Status::Failed, 15, Kind::NotImplemented, todo, &["sigecho"]),
+        ];
+        let report = fixtures::report(vec![exercise("signals", &[("sigecho", "src/main.rs")], checks)]);
+        let lines = annotations(&report, true);
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].starts_with(
+                "::error file=exercises/signals/src/main.rs,line=42,title=signals%3A not implemented yet (2 checks%2C 20 points)::"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("%0Achecks waiting for it: a, c%0A"), "{}", lines[0]);
+        assert!(lines[1].starts_with("::error file=exercises/signals/src/main.rs,line=1,title=signals/b (10 points)::"));
     }
 
     #[test]
