@@ -28,8 +28,7 @@ pub fn run(args: Args) -> Result<bool, String> {
     let root = args.root.clone().unwrap_or_else(default_root);
     let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
     if let Some(Command::Gradebook(book)) = &args.command {
-        check_time_scale(book.time_scale)?;
-        return crate::gradebook::run(&root, book);
+        return crate::gradebook::run(&root, book, args.time_scale);
     }
     let all = exercises::all();
     if args.list {

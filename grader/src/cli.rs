@@ -23,7 +23,6 @@ pub enum Format {
 #[command(
     name = "cargo grade",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  cargo grade                         grade every exercise\n  cargo grade signals                 grade one exercise\n  cargo grade signals --check sigint  only checks whose id contains `sigint`\n  cargo grade --watch signals         regrade whenever you save\n  cargo grade signals --bin sigecho=./a.out   grade any executable (C, …)\n  cargo grade --solutions             grade the reference solutions\n  cargo grade --submission ../alice   grade a student's checkout with these checks\n  cargo grade gradebook subs/*        grade many checkouts into a CSV gradebook"
 )]
 pub struct Args {
@@ -69,8 +68,9 @@ pub struct Args {
     #[arg(long)]
     pub github: bool,
 
-    /// Multiply every deadline and tolerance by F (slow machines).
-    #[arg(long, value_name = "F", env = "GRADER_TIME_SCALE", default_value_t = 1.0)]
+    /// Multiply every deadline and upper time bound by F (slow machines);
+    /// lower bounds ("never early") do not scale.
+    #[arg(long, value_name = "F", env = "GRADER_TIME_SCALE", default_value_t = 1.0, global = true)]
     pub time_scale: f64,
 
     /// List every exercise and check with its points (and its status from
@@ -84,7 +84,8 @@ pub struct Args {
 
     /// Rebuild and regrade whenever a file of the exercise crates changes
     /// (all exercises, or only EXERCISE). Ctrl-C quits.
-    #[arg(long, value_name = "EXERCISE", num_args = 0..=1)]
+    #[arg(long, value_name = "EXERCISE", num_args = 0..=1,
+          conflicts_with_all = ["submission", "format", "output", "reports", "github"])]
     pub watch: Option<Option<String>>,
 
     /// Debounce for --watch: wait this long after the last change.
@@ -129,8 +130,4 @@ pub struct GradebookArgs {
     /// scaled by --time-scale).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub timeout: u64,
-
-    /// Multiply every deadline and tolerance by F (slow machines).
-    #[arg(long, value_name = "F", env = "GRADER_TIME_SCALE", default_value_t = 1.0)]
-    pub time_scale: f64,
 }

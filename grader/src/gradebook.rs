@@ -60,7 +60,7 @@ struct JsonExercise {
 
 /// Grade every submission; `Ok(true)` when every one was graded (whatever
 /// its score), `Ok(false)` when some timed out or their grader failed.
-pub fn run(root: &Path, args: &GradebookArgs) -> Result<bool, String> {
+pub fn run(root: &Path, args: &GradebookArgs, time_scale: f64) -> Result<bool, String> {
     let all = exercises::all();
     for id in &args.exercises {
         if !all.iter().any(|e| e.id == id) {
@@ -97,7 +97,7 @@ pub fn run(root: &Path, args: &GradebookArgs) -> Result<bool, String> {
     eprintln!("gradebook: preparing the build cache (compiled once, copied into every submission)…");
     crate::submission::warm_target(root);
 
-    let timeout = Duration::from_secs_f64(args.timeout as f64 * args.time_scale);
+    let timeout = Duration::from_secs_f64(args.timeout as f64 * time_scale);
     let started = Instant::now();
     let queue = Mutex::new(subs.iter().collect::<std::collections::VecDeque<_>>());
     let rows = Mutex::new(Vec::new());
@@ -106,7 +106,7 @@ pub fn run(root: &Path, args: &GradebookArgs) -> Result<bool, String> {
         for _ in 0..args.jobs.min(total) {
             s.spawn(|| loop {
                 let Some((name, dir)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
-                let job = Submission { exe: &exe, root, out: &out, name, dir, ids: &ids, args, timeout };
+                let job = Submission { exe: &exe, root, out: &out, name, dir, ids: &ids, time_scale, timeout };
                 let row = job.grade();
                 let mut rows = rows.lock().unwrap_or_else(|p| p.into_inner());
                 rows.push(row.clone());
@@ -162,7 +162,7 @@ struct Submission<'a> {
     name: &'a str,
     dir: &'a Path,
     ids: &'a [String],
-    args: &'a GradebookArgs,
+    time_scale: f64,
     timeout: Duration,
 }
 
@@ -228,7 +228,7 @@ impl Submission<'_> {
             .arg(self.dir)
             .args(["--format", "json", "--output"])
             .arg(json)
-            .args(["--time-scale", &self.args.time_scale.to_string()])
+            .args(["--time-scale", &self.time_scale.to_string()])
             .args(self.ids)
             .env(crate::cpu_lock::VAR, self.out.join(".cpu.lock"))
             .env_remove("GRADER_TIME_SCALE")
