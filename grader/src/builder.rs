@@ -61,7 +61,10 @@ pub fn build(
         cmd.args(["-p", package]);
     }
     crate::harness::spawn::reset_signals(&mut cmd);
+    // Not while the grader is stopping: nothing would kill this cargo.
+    let spawning = crate::harness::contain::may_spawn().ok_or("the grader is stopping")?;
     let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
+    drop(spawning);
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || {
