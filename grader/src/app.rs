@@ -14,8 +14,10 @@ use crate::cli::{Args, Command, Format};
 use crate::exercises;
 use crate::harness::program::shell_word;
 use crate::report;
-use crate::results::Report;
+use crate::report::human::{self, Style};
+use crate::results::{Report, Status};
 use crate::runner::{self, Bins, Job, Settings};
+use crate::status::{self, LastRun};
 
 /// The workspace the grader was built in.
 fn default_root() -> PathBuf {
@@ -32,7 +34,9 @@ pub fn run(args: Args) -> Result<bool, String> {
     }
     let all = exercises::all();
     if args.list {
-        print!("{}", list(&all, crate::status::load(&root).as_ref()));
+        let terminal = std::io::stdout().is_terminal();
+        let style = if stdout_colour() { &Style::COLOR } else { &Style::PLAIN };
+        print!("{}", list(&all, crate::status::load(&root).as_ref(), terminal, style, status::now()));
         return Ok(true);
     }
     if let Some(id) = &args.hint {
@@ -182,7 +186,7 @@ pub fn grade(root: &Path, args: &Args) -> Result<Report, String> {
     Ok(runner::run(&jobs, &settings))
 }
 
-fn find<'a>(all: &'a [Exercise], id: &str) -> Result<&'a Exercise, String> {
+pub(crate) fn find<'a>(all: &'a [Exercise], id: &str) -> Result<&'a Exercise, String> {
     all.iter().find(|e| e.id == id).ok_or_else(|| {
         let known: Vec<&str> = all.iter().map(|e| e.id).collect();
         format!("unknown exercise `{id}` (known: {})", known.join(", "))
@@ -302,15 +306,64 @@ fn bin_source(tree: &Path, source: &str, bin: &str) -> String {
     }
 }
 
-fn list(all: &[Exercise], _last: Option<&crate::status::LastRun>) -> String {
+/// Every exercise and check with its points and, where a run remembered
+/// it, the check's last status: marks (✓ ✗ ! -) on a terminal, words where
+/// the output is read by `grep` or a log (`failed`, `not graded`).
+fn list(all: &[Exercise], last: Option<&LastRun>, terminal: bool, st: &Style, now: u64) -> String {
     let mut s = String::new();
     for e in all {
-        s.push_str(&format!("{:10} {} ({} points; binaries: {})\n", e.id, e.title, e.max_points(), e.bins.join(", ")));
-        for c in &e.checks {
-            s.push_str(&format!("  {:18} {:>3}  {}\n", c.id, c.points, c.title));
+        // An entry whose points no longer match the check is of an older
+        // grader: as good as not graded.
+        let known: Vec<_> = e
+            .checks
+            .iter()
+            .map(|c| {
+                last.and_then(|l| l.get(e.id, c.id))
+                    .filter(|en| en.max_points == c.points || en.status == Status::Skipped)
+            })
+            .collect();
+        let graded: Vec<_> = known.iter().flatten().collect();
+        let state = match graded.iter().map(|en| en.when).max() {
+            None => format!("{}not graded yet{}", st.dim, st.reset),
+            Some(when) => {
+                let score: u32 = graded.iter().map(|en| en.points).sum();
+                let colour = if score == e.max_points() { st.green } else { st.red };
+                let mut t = format!("{}{colour}{score}/{}{}", st.bold, e.max_points(), st.reset);
+                if graded.len() < e.checks.len() {
+                    t.push_str(&format!(" ({} of {} checks graded)", graded.len(), e.checks.len()));
+                }
+                t.push_str(&format!(", last graded {}", status::ago(when, now)));
+                t
+            }
+        };
+        s.push_str(&format!(
+            "{:10} {} ({} points; binaries: {}) — {state}\n",
+            e.id,
+            e.title,
+            e.max_points(),
+            e.bins.join(", ")
+        ));
+        for (c, entry) in e.checks.iter().zip(&known) {
+            let mark = match (entry, terminal) {
+                _ if graded.is_empty() => String::new(),
+                (Some(en), true) => format!("{} ", human::mark(en.status, st)),
+                (Some(en), false) => format!("{:11}", word(en.status)),
+                (None, true) => "· ".into(),
+                (None, false) => "not graded ".into(),
+            };
+            s.push_str(&format!("  {mark}{:18} {:>3}  {}\n", c.id, c.points, c.title));
         }
     }
     s
+}
+
+fn word(status: Status) -> &'static str {
+    match status {
+        Status::Passed => "passed",
+        Status::Failed => "failed",
+        Status::Error => "error",
+        Status::Skipped => "skipped",
+    }
 }
 
 fn hints(e: &Exercise) -> String {

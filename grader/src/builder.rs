@@ -63,7 +63,13 @@ pub fn build(
         cmd.args(["-p", package]);
     }
     crate::harness::spawn::reset_signals(&mut cmd);
+    // Not while the grader is stopping: nothing would kill this cargo.
+    let spawning = crate::harness::contain::may_spawn().ok_or("the grader is stopping")?;
     let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
+    // Tracked: orphan reaping must leave cargo's exit status to us.
+    let cargo_pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    crate::harness::contain::track(cargo_pid);
+    drop(spawning);
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || {
@@ -85,7 +91,9 @@ pub fn build(
             nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         let _ = child.kill();
     }
-    let status = child.wait().map_err(|e| format!("cargo: {e}"))?;
+    let status = child.wait().map_err(|e| format!("cargo: {e}"));
+    crate::harness::contain::untrack(cargo_pid);
+    let status = status?;
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
 

@@ -84,8 +84,7 @@ pub struct Args {
 
     /// Rebuild and regrade whenever a file of the exercise crates changes
     /// (all exercises, or only EXERCISE). Ctrl-C quits.
-    #[arg(long, value_name = "EXERCISE", num_args = 0..=1,
-          conflicts_with_all = ["submission", "format", "output", "reports", "github"])]
+    #[arg(long, value_name = "EXERCISE", num_args = 0..=1)]
     pub watch: Option<Option<String>>,
 
     /// Debounce for --watch: wait this long after the last change.

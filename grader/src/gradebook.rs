@@ -241,7 +241,7 @@ impl Submission<'_> {
         spawn::reset_signals(&mut cmd);
         let mut child = {
             // Keep orphan reaping away from the grader until it is tracked.
-            let _spawning = contain::spawn_lock().read().unwrap_or_else(|e| e.into_inner());
+            let _spawning = contain::may_spawn().ok_or("the gradebook is stopping")?;
             let child = cmd.spawn().map_err(|e| format!("cannot start the grader: {e}"))?;
             contain::track(Pid::from_raw(child.id() as i32));
             child

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::harness::Kind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Also read back: `status` remembers the last run's statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passed,

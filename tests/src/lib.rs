@@ -366,3 +366,59 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Make `dir` a workspace with only the exercise crates `exercises`, for
+/// tests that must edit them (`--root DIR`). Its manifest is the real one
+/// with `exercises/*` as the only members — same `[workspace.package]`,
+/// dependencies and profiles, same `Cargo.lock` — so Cargo resolves
+/// neither the grader nor the solutions, and a first build of `signals`
+/// compiles just nix and the crate (a few seconds).
+pub fn minimal_workspace(dir: &Path, exercises: &[&str]) {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let mut manifest: toml::Table = toml::from_str(&text).expect("the workspace manifest");
+    let workspace = manifest.get_mut("workspace").and_then(toml::Value::as_table_mut).expect("[workspace]");
+    workspace.insert("members".into(), toml::Value::Array(vec!["exercises/*".into()]));
+    workspace.remove("default-members");
+    std::fs::write(dir.join("Cargo.toml"), toml::to_string(&manifest).unwrap()).unwrap();
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    for id in exercises {
+        copy_tree(&root().join("exercises").join(id), &dir.join("exercises").join(id));
+    }
+}
+
+/// Running processes (not zombies) whose environment carries a token of
+/// the grader with pid `grader`: what its student programs left behind.
+pub fn token_holders(grader: u32) -> Vec<String> {
+    let marker = format!("IPC_LAB_TOKEN={grader}-");
+    processes(|pid, _| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v.starts_with(marker.as_bytes())))
+    })
+}
+
+/// Running processes (not zombies) in the process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<String> {
+    processes(|_, pgrp| pgrp == pgid)
+}
+
+/// `pid (comm)` of every process that is not a zombie and matches `want`
+/// (called with its pid and process group).
+fn processes(want: impl Fn(u32, u32) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // `pid (comm) state ppid pgrp …`; comm may contain anything but
+        // ends at the last `)`.
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(&state), Some(pgrp)) = (fields.first(), fields.get(2).and_then(|p| p.parse().ok())) else {
+            continue;
+        };
+        if state != "Z" && state != "X" && want(pid, pgrp) {
+            let comm = head.split_once(" (").map_or("?", |(_, c)| c);
+            out.push(format!("{pid} ({comm})"));
+        }
+    }
+    out
+}

@@ -2,7 +2,7 @@
 //! hints, formats and `--bin` behave as documented.
 
 use assert_cmd::Command;
-use ipc_lab_tests::{grade_json, grader, root};
+use ipc_lab_tests::{grade_json, grader, minimal_workspace, root};
 use predicates::prelude::*;
 use rstest::rstest;
 
@@ -24,6 +24,8 @@ fn cmd() -> Command {
 #[case::report_without_file(&["--report", "junit"], "--report takes FORMAT=FILE, not `junit`")]
 #[case::report_unknown_format(&["--report", "xml=out.xml"], "--report: unknown format `xml` (known: human, json, junit, gradescope)")]
 #[case::report_empty_file(&["--report", "json="], "--report json=: the file name is missing")]
+#[case::watch_unknown(&["--watch", "nosuch"], "unknown exercise `nosuch`")]
+#[case::watch_with_format(&["--watch", "--format", "json"], "--watch shows its own view and cannot be combined with --format")]
 fn usage_errors_are_one_line_and_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let out = cmd().args(args).assert().code(2).stdout("");
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
@@ -46,6 +48,44 @@ fn list_shows_every_exercise_and_check_with_points() {
         .stdout(predicate::str::contains("signals").and(predicate::str::contains("sigint-idle")))
         .stdout(predicate::str::contains("framing").and(predicate::str::contains("decode-drip")))
         .stdout(predicate::str::contains("(100 points; binaries: sigecho)"));
+}
+
+/// The line of `--list` output that starts with `prefix`.
+fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line `{prefix}…` in:\n{text}"))
+}
+
+#[test]
+fn list_shows_the_last_run_merged_per_check_and_survives_a_corrupt_file() {
+    let ws = tempfile::tempdir().unwrap();
+    minimal_workspace(ws.path(), &["signals"]);
+    let grade = |check: &str| {
+        // The skeleton reaches a `todo!()` in every check.
+        cmd().arg("--root").arg(ws.path()).args(["signals", "--check", check]).assert().code(1);
+    };
+    let list = || {
+        let out = cmd().arg("--root").arg(ws.path()).arg("--list").assert().success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+
+    grade("sigint");
+    grade("eof");
+    let text = list();
+    assert!(line(&text, "signals ").ends_with("— 0/100 (3 of 10 checks graded), last graded just now"), "{text}");
+    // Not a terminal: words, not marks.
+    for id in ["sigint-idle", "sigint-mid-line", "eof"] {
+        line(&text, &format!("  failed     {id} "));
+    }
+    line(&text, "  not graded echo ");
+    assert!(line(&text, "shm ").ends_with("(100 points; binaries: shm-handshake) — not graded yet"), "{text}");
+    line(&text, "  lines ");
+    assert!(!text.contains('\x1b'), "{text}");
+
+    let file = ws.path().join("target/ipc-lab/last-run.json");
+    std::fs::write(&file, "{\"version\": 1, \"exerc").unwrap();
+    let text = list();
+    assert!(line(&text, "signals ").ends_with("— not graded yet"), "{text}");
+    assert!(!text.contains("failed"), "{text}");
 }
 
 #[test]

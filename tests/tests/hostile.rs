@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ipc_lab_tests::{grader, root};
+use ipc_lab_tests::{grader, root, token_holders};
 use rstest::rstest;
 use serde_json::Value;
 
@@ -22,20 +22,6 @@ fn hostile(mode: &str) -> PathBuf {
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hostile"), &tmp).unwrap();
     std::fs::rename(&tmp, &link).unwrap();
     link
-}
-
-/// Processes whose environment carries a token of grader `pid`.
-fn survivors(pid: u32) -> Vec<String> {
-    let marker = format!("IPC_LAB_TOKEN={pid}-");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
-        if env.split(|&b| b == 0).any(|v| v.starts_with(marker.as_bytes())) {
-            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-            out.push(format!("{} ({})", e.file_name().to_string_lossy(), comm.trim()));
-        }
-    }
-    out
 }
 
 /// Grade `check` of `signals` with the hostile `mode` as `sigecho`; return
@@ -86,7 +72,7 @@ fn hostile_program_fails_clearly_and_leaves_nothing(
     assert_eq!(result["status"], "failed", "{message}");
     assert!(message.starts_with(kind), "expected `{kind}`:\n{message}");
     assert!(wall < Duration::from_secs(30), "took {wall:?}");
-    let left = survivors(pid);
+    let left = token_holders(pid);
     assert!(left.is_empty(), "processes of hostile `{mode}` survived the grader: {left:?}");
 }
 

@@ -26,7 +26,7 @@ use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -55,9 +55,21 @@ fn tracked() -> &'static Mutex<HashSet<i32>> {
 /// and (exclusive) while orphans are reaped: a fresh child that exits at
 /// once must not be mistaken for an orphan and reaped before its owner
 /// tracked it.
-pub(crate) fn spawn_lock() -> &'static std::sync::RwLock<()> {
+fn spawn_lock() -> &'static std::sync::RwLock<()> {
     static LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
     &LOCK
+}
+
+/// Set by the interrupt guard before it kills everything: from then on no
+/// process may start, or a check still running (or a new `cargo build`)
+/// would start one after the sweep and leave it behind.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Permission to start a process: the shared [`spawn_lock`], held until the
+/// new process is tracked; `None` once the grader is stopping.
+pub(crate) fn may_spawn() -> Option<std::sync::RwLockReadGuard<'static, ()>> {
+    let guard = spawn_lock().read().unwrap_or_else(|e| e.into_inner());
+    (!STOPPING.load(Ordering::SeqCst)).then_some(guard)
 }
 
 pub(crate) fn track(pid: Pid) {
@@ -366,10 +378,20 @@ pub fn peek_exit(pidfd: &OwnedFd) -> Option<WaitStatus> {
     }
 }
 
+/// Set by `--watch`, where Ctrl-C is how a student stops the grader.
+static INTERRUPT_QUITS: AtomicBool = AtomicBool::new(false);
+
+/// From now on SIGINT is a normal quit: the same cleanup as for any
+/// interrupt, then `grader: watch stopped` and exit 0.
+pub fn interrupt_quits_watch() {
+    INTERRUPT_QUITS.store(true, Ordering::SeqCst);
+}
+
 /// Ctrl-C, SIGTERM or SIGHUP to the grader must not leave student programs
 /// running (they are in sessions of their own, so the terminal's SIGINT does
 /// not reach them). Block those signals in every grader thread and let one
-/// thread wait for them: it kills every program and exits 128+N.
+/// thread wait for them: it kills every program and exits 128+N (SIGINT in
+/// watch mode: 0, see [`interrupt_quits_watch`]).
 pub fn guard_interrupts() {
     use nix::sys::signal::SigSet;
     let mut set = SigSet::empty();
@@ -381,6 +403,12 @@ pub fn guard_interrupts() {
     }
     std::thread::spawn(move || {
         let Ok(sig) = set.wait() else { return };
+        {
+            // Every start in progress is tracked once we hold this; every
+            // later one is refused: the leaders below are all there will be.
+            let _no_spawns = spawn_lock().write().unwrap_or_else(|e| e.into_inner());
+            STOPPING.store(true, Ordering::SeqCst);
+        }
         let leaders = tracked().lock().unwrap_or_else(|e| e.into_inner()).clone();
         for &pid in &leaders {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
@@ -407,6 +435,10 @@ pub fn guard_interrupts() {
             }
         }
         remove_cgroup_root();
+        if sig == Signal::SIGINT && INTERRUPT_QUITS.load(Ordering::SeqCst) {
+            eprintln!("grader: watch stopped");
+            std::process::exit(0);
+        }
         eprintln!("grader: interrupted by {sig}; every program it started has been killed");
         std::process::exit(128 + sig as i32);
     });

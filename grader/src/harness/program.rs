@@ -150,7 +150,7 @@ impl Program {
         // Taken before the fork: lower time bounds count from here, and the
         // program may run (arm its alarm) before `spawn` returns.
         let started = Instant::now();
-        let spawning = contain::spawn_lock().read().unwrap_or_else(|e| e.into_inner());
+        let spawning = contain::may_spawn().ok_or_else(|| Failure::grader("the grader is stopping"))?;
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(
                 Kind::Crashed,

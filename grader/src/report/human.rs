@@ -29,8 +29,9 @@ impl Style {
     };
 }
 
-fn mark(c: &CheckResult, st: &Style) -> String {
-    match c.status {
+/// ✓ passed, ✗ failed, ! grader or build error, - skipped.
+pub fn mark(status: Status, st: &Style) -> String {
+    match status {
         Status::Passed => format!("{}✓{}", st.green, st.reset),
         Status::Failed => format!("{}✗{}", st.red, st.reset),
         Status::Error => format!("{}!{}", st.red, st.reset),
@@ -43,10 +44,7 @@ pub fn render(report: &Report, st: &Style) -> String {
     for ex in &report.exercises {
         let _ = writeln!(o, "{}{} — {}{}  {}/{}", st.bold, ex.id, ex.title, st.reset, ex.score, ex.max_score);
         if let Some(err) = &ex.build_error {
-            let _ = writeln!(o, "{}  build failed:{}", st.red, st.reset);
-            for line in err.lines().take(60) {
-                let _ = writeln!(o, "    {line}");
-            }
+            build_error(&mut o, err, st);
         }
         let w = ex.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
         for c in &ex.checks {
@@ -55,7 +53,7 @@ pub fn render(report: &Report, st: &Style) -> String {
             let _ = writeln!(
                 o,
                 "  {} {:w$}  {:>3}/{:<3} {}{:>5.2}s{}  {}{}",
-                mark(c, st),
+                mark(c.status, st),
                 c.id,
                 c.points,
                 c.max_points,
@@ -102,29 +100,11 @@ pub fn render(report: &Report, st: &Style) -> String {
             );
         }
         for (ex, c) in failures {
-            let d = c.detail.as_ref().expect("filtered");
-            if d.kind == Kind::NotImplemented {
+            if c.detail.as_ref().is_some_and(|d| d.kind == Kind::NotImplemented) {
                 continue;
             }
-            let _ = writeln!(
-                o,
-                "\n{}{}/{}{} — {} {}({}){}",
-                st.bold,
-                ex,
-                c.id,
-                st.reset,
-                c.title,
-                st.red,
-                d.kind.label(),
-                st.reset
-            );
-            let _ = writeln!(o, "  did:      {}", d.did.join("\n            "));
-            let _ = writeln!(o, "  got:      {}", d.got);
-            let _ = writeln!(o, "  expected: {}", d.expected);
-            for h in &d.hints {
-                let _ = writeln!(o, "  {}hint:{}     {}", st.yellow, st.reset, h);
-            }
-            let _ = writeln!(o, "  rerun:    {}", c.rerun);
+            let _ = writeln!(o);
+            failure(&mut o, ex, c, st);
         }
         let _ = writeln!(o);
     }
@@ -143,4 +123,39 @@ pub fn render(report: &Report, st: &Style) -> String {
         if report.time_scale != 1.0 { format!(" (time scale {})", report.time_scale) } else { String::new() },
     );
     o
+}
+
+/// The compiler's message for a crate that did not build (its first 60
+/// lines: the first error is the one to fix).
+pub fn build_error(o: &mut String, err: &str, st: &Style) {
+    let _ = writeln!(o, "{}  build failed:{}", st.red, st.reset);
+    for line in err.lines().take(60) {
+        let _ = writeln!(o, "    {line}");
+    }
+}
+
+/// One failing check in full: what the grader did, what came back, what was
+/// expected, the hints and how to rerun just this check. Shared by the
+/// report and `--watch`, so a student reads a failure the same way in both.
+pub fn failure(o: &mut String, exercise: &str, c: &CheckResult, st: &Style) {
+    let Some(d) = &c.detail else { return };
+    let _ = writeln!(
+        o,
+        "{}{}/{}{} — {} {}({}){}",
+        st.bold,
+        exercise,
+        c.id,
+        st.reset,
+        c.title,
+        st.red,
+        d.kind.label(),
+        st.reset
+    );
+    let _ = writeln!(o, "  did:      {}", d.did.join("\n            "));
+    let _ = writeln!(o, "  got:      {}", d.got);
+    let _ = writeln!(o, "  expected: {}", d.expected);
+    for h in &d.hints {
+        let _ = writeln!(o, "  {}hint:{}     {}", st.yellow, st.reset, h);
+    }
+    let _ = writeln!(o, "  rerun:    {}", c.rerun);
 }
