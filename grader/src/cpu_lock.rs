@@ -33,11 +33,43 @@ pub fn exclusive() -> Guard {
 }
 
 fn lock(how: FlockArg) -> Guard {
-    let Some(path) = std::env::var_os(VAR).filter(|p| !p.is_empty()) else { return Guard(None) };
-    let Ok(file) = OpenOptions::new().create(true).truncate(false).write(true).open(&path) else {
+    match std::env::var_os(VAR).filter(|p| !p.is_empty()) {
+        Some(path) => lock_file(std::path::Path::new(&path), how),
+        None => Guard(None),
+    }
+}
+
+fn lock_file(path: &std::path::Path, how: FlockArg) -> Guard {
+    let Ok(file) = OpenOptions::new().create(true).truncate(false).write(true).open(path) else {
         return Guard(None);
     };
     // flock waits for the lock; EINTR cannot happen here, as every signal
     // the grader handles is blocked in its threads (contain::guard_interrupts).
     Guard(Flock::lock(file, how).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each guard opens the file anew, as another grader process would.
+    fn try_lock(path: &std::path::Path, how: FlockArg) -> bool {
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        Flock::lock(file, how).is_ok()
+    }
+
+    #[test]
+    fn parallel_checks_share_and_the_timing_phase_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpu.lock");
+        let shared = lock_file(&path, FlockArg::LockShared);
+        assert!(shared.0.is_some());
+        assert!(try_lock(&path, FlockArg::LockSharedNonblock), "shared beside shared");
+        assert!(!try_lock(&path, FlockArg::LockExclusiveNonblock), "no timing phase beside parallel checks");
+        drop(shared);
+        let exclusive = lock_file(&path, FlockArg::LockExclusive);
+        assert!(!try_lock(&path, FlockArg::LockSharedNonblock), "nothing beside a timing phase");
+        drop(exclusive);
+        assert!(try_lock(&path, FlockArg::LockExclusiveNonblock));
+    }
 }
