@@ -132,42 +132,16 @@ pub fn ago(when: u64, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{CheckResult, ExerciseResult};
+    use crate::harness::Kind;
+    use crate::report::fixtures;
+    use crate::results::CheckResult;
 
     fn check(id: &str, status: Status, points: u32) -> CheckResult {
-        CheckResult {
-            id: id.into(),
-            title: String::new(),
-            points: if status == Status::Passed { points } else { 0 },
-            max_points: points,
-            status,
-            message: String::new(),
-            duration_ms: 0,
-            rerun: String::new(),
-            programs: Vec::new(),
-            detail: None,
-        }
+        fixtures::check(id, status, points, Kind::WrongOutput, "the line `x`", &[])
     }
 
     fn report(exercise: &str, checks: Vec<CheckResult>) -> Report {
-        Report {
-            score: checks.iter().map(|c| c.points).sum(),
-            max_score: checks.iter().map(|c| c.max_points).sum(),
-            passed: 0,
-            failed: 0,
-            wall_ms: 0,
-            time_scale: 1.0,
-            exercises: vec![ExerciseResult {
-                id: exercise.into(),
-                title: String::new(),
-                source: None,
-                bin_sources: Default::default(),
-                score: 0,
-                max_score: 0,
-                build_error: None,
-                checks,
-            }],
-        }
+        fixtures::report(vec![fixtures::exercise(exercise, &[], checks)])
     }
 
     #[test]

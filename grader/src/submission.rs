@@ -160,7 +160,9 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Copy a crate folder: regular files and folders only (no symlinks, which
-/// could point anywhere), without build output and version control.
+/// could point anywhere), without build output and version control. Files
+/// whose content is already there are left untouched (the warm workspace
+/// is synced on every run and must not look changed to Cargo).
 fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
@@ -178,7 +180,7 @@ fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
             *budget = budget.checked_sub(len).ok_or_else(|| {
                 std::io::Error::other(format!("the checkout's crates are larger than {} MiB", MAX_BYTES >> 20))
             })?;
-            fs::copy(entry.path(), dest)?;
+            write_if_changed(&dest, &fs::read(entry.path())?).map_err(std::io::Error::other)?;
         }
     }
     Ok(())
@@ -203,31 +205,13 @@ pub fn warm_target(root: &Path) -> Option<PathBuf> {
         if !from.join("Cargo.toml").is_file() {
             continue;
         }
-        sync_tree(&from, &ws.join("exercises").join(ex.dir())).ok()?;
+        let mut unlimited = u64::MAX; // the instructor's own crates
+        copy_tree(&from, &ws.join("exercises").join(ex.dir()), &mut unlimited).ok()?;
         crates.push((PathBuf::from("exercises").join(ex.dir()), ex.id.to_string()));
     }
     let target = base.join("target");
     crate::builder::build(&ws, &crates, &target, Duration::from_secs(900)).ok()?;
     Some(target)
-}
-
-/// Like [`copy_tree`], but leaves files with the same content untouched.
-fn sync_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == "target" {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_tree(&entry.path(), &to.join(&name))?;
-        } else if kind.is_file() {
-            write_if_changed(&to.join(&name), &fs::read(entry.path())?).map_err(std::io::Error::other)?;
-        }
-    }
-    Ok(())
 }
 
 /// Start `to` as a copy of the warm target (timestamps kept, which Cargo's

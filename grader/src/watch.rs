@@ -243,54 +243,18 @@ fn summary(o: &mut String, report: &Report, st: &Style) {
 mod tests {
     use super::*;
     use crate::harness::Kind;
-    use crate::results::{CheckResult, Detail, ExerciseResult};
+    use crate::report::fixtures;
+    use crate::report::fixtures::report;
+    use crate::results::{CheckResult, ExerciseResult};
     use std::time::Instant;
 
     fn check(id: &str, kind: Option<Kind>) -> CheckResult {
-        let detail = kind.map(|kind| Detail {
-            kind,
-            did: vec![format!("started sigecho for {id}")],
-            got: format!("got of {id}"),
-            expected: "something else".into(),
-            hints: vec!["a hint".into()],
-        });
-        CheckResult {
-            id: id.into(),
-            title: format!("title of {id}"),
-            points: if detail.is_none() { 10 } else { 0 },
-            max_points: 10,
-            status: if detail.is_none() { Status::Passed } else { Status::Failed },
-            message: String::new(),
-            duration_ms: 5,
-            rerun: format!("cargo grade signals --check {id}"),
-            programs: Vec::new(),
-            detail,
-        }
+        let status = if kind.is_some() { Status::Failed } else { Status::Passed };
+        fixtures::check(id, status, 10, kind.unwrap_or(Kind::WrongOutput), &format!("got of {id}"), &["sigecho"])
     }
 
     fn exercise(id: &str, checks: Vec<CheckResult>, build_error: Option<&str>) -> ExerciseResult {
-        ExerciseResult {
-            id: id.into(),
-            title: String::new(),
-            source: None,
-            bin_sources: Default::default(),
-            score: checks.iter().map(|c| c.points).sum(),
-            max_score: checks.iter().map(|c| c.max_points).sum(),
-            build_error: build_error.map(String::from),
-            checks,
-        }
-    }
-
-    fn report(exercises: Vec<ExerciseResult>) -> Report {
-        Report {
-            score: exercises.iter().map(|e| e.score).sum(),
-            max_score: exercises.iter().map(|e| e.max_score).sum(),
-            passed: 0,
-            failed: 0,
-            wall_ms: 0,
-            time_scale: 1.0,
-            exercises,
-        }
+        ExerciseResult { build_error: build_error.map(String::from), ..fixtures::exercise(id, &[], checks) }
     }
 
     #[test]
@@ -366,8 +330,8 @@ mod tests {
         assert!(text.contains("  ✓ framing   10/10"), "{text}");
         assert!(text.contains("  ✗ signals   10/30"), "{text}");
         assert!(text.contains("\n1/2 exercises complete · 20/40 points\n"), "{text}");
-        assert!(text.contains("signals/echo — title of echo (wrong output)"), "{text}");
-        assert!(text.contains("  rerun:    cargo grade signals --check echo"), "{text}");
+        assert!(text.contains("signals/echo — echo works (wrong output)"), "{text}");
+        assert!(text.contains("  rerun:    cargo grade x --check echo"), "{text}");
         assert!(!text.contains("got of eof"), "only the first failure: {text}");
         assert!(text.ends_with("\nwatching exercises/ for changes — Ctrl-C to quit\n"), "{text}");
         assert!(!text.contains('\x1b'), "plain style, no escape codes: {text}");

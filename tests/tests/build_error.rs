@@ -1,21 +1,7 @@
 //! A compile error in one exercise scores that exercise 0 with the
 //! compiler's message; the other exercises are still graded.
 
-use std::path::Path;
-
-use ipc_lab_tests::{grader, root, Report};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
+use ipc_lab_tests::{copy_tree, grader, root, Report};
 
 #[test]
 fn compile_error_scores_that_exercise_zero_and_grades_the_others() {
@@ -25,7 +11,7 @@ fn compile_error_scores_that_exercise_zero_and_grades_the_others() {
         std::fs::copy(root().join(f), ws.join(f)).unwrap();
     }
     for d in ["grader", "tests", "exercises", "solutions"] {
-        copy_dir(&root().join(d).join(""), &ws.join(d));
+        copy_tree(&root().join(d), &ws.join(d));
     }
     let main = ws.join("exercises/signals/src/main.rs");
     let mut text = std::fs::read_to_string(&main).unwrap();
