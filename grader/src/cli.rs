@@ -87,8 +87,7 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 300, hide = true)]
     pub debounce_ms: u64,
 
-    /// Checks run in parallel (default: 2 per CPU, at least 4): the number
-    /// of threads that run them.
+    /// Checks run in parallel (default: 2 per CPU, at least 4).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 

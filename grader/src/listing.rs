@@ -76,3 +76,44 @@ pub fn hints(e: &Exercise) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+    use crate::results::Kind;
+
+    #[test]
+    fn list_marks_on_a_terminal_and_words_elsewhere() {
+        let all = crate::exercises::all();
+        let signals = crate::request::find(&all, "signals").unwrap();
+        let (first, second) = (signals.checks[0].id, signals.checks[1].id);
+        let points = signals.checks[0].points;
+        let failed = fixtures::check(first, Status::Failed, points, Kind::WrongOutput, "x", &[]);
+        let mut last = LastRun::default();
+        last.merge(&fixtures::report(vec![fixtures::exercise("signals", &[], vec![failed])]), 100);
+
+        let words = list(&all, Some(&last), false, &Style::PLAIN, 100);
+        let find = |text: &str, prefix: &str| text.lines().any(|l| l.starts_with(prefix));
+        assert!(find(&words, &format!("  failed     {first} ")), "{words}");
+        assert!(find(&words, &format!("  not graded {second} ")), "{words}");
+        let graded = format!("(1 of {} checks graded), last graded just now", signals.checks.len());
+        assert!(words.contains(&graded), "{words}");
+        assert!(find(&words, "shm ") && words.contains("— not graded yet\n"), "{words}");
+
+        let marks = list(&all, Some(&last), true, &Style::PLAIN, 100);
+        assert!(find(&marks, &format!("  ✗ {first} ")), "{marks}");
+        assert!(find(&marks, &format!("  · {second} ")), "{marks}");
+    }
+
+    #[test]
+    fn hints_name_the_slides_and_every_check() {
+        let all = crate::exercises::all();
+        let signals = crate::request::find(&all, "signals").unwrap();
+        let text = hints(signals);
+        assert!(text.starts_with(&format!("signals — {}\nSlides: {}\n\n", signals.title, signals.slides)), "{text}");
+        for c in &signals.checks {
+            assert!(text.contains(&format!("{} — {}\n  ", c.id, c.title)), "{text}");
+        }
+    }
+}

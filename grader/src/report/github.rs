@@ -220,7 +220,7 @@ impl Block {
 /// The job summary in Markdown, at most `budget` bytes (for any budget of
 /// a few KiB and more): heading with the total, one table row per check,
 /// then the failures in detail. When it would not fit, messages are cut
-/// (all to the same length, as long as fits, not below [`MIN_MESSAGE`]),
+/// (all to the same length, as long as fits, not below `MIN_MESSAGE`),
 /// then the last details are left out, then table rows; a note says what
 /// is missing and where the full report is.
 pub fn summary(report: &Report, budget: usize) -> String {

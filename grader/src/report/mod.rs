@@ -1,4 +1,4 @@
-//! How results are shown: one module per output format, and [`write`],
+//! How results are shown: one module per output format, and [`write()`],
 //! which puts a finished [`Report`] where the command line asked. Reports
 //! only read the results; they import neither the harness nor the CLI.
 
