@@ -1,21 +1,17 @@
-//! The command line (SPEC §3): `cargo grade [EXERCISE ...] [options]`, and
-//! `grader gradebook DIR...` for instructors.
+//! The command line: `cargo grade [EXERCISE ...] [options]`, and
+//! `grader gradebook DIR...` for instructors (README.md, "Options";
+//! INSTRUCTORS.md for the gradebook). [`Args::into_request`] turns it into
+//! the grader's own words and refuses options that clash: the rest of the
+//! grader never sees clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Tables and failure explanations for people.
-    Human,
-    /// One JSON object with scores and every check.
-    Json,
-    /// JUnit XML: one testsuite per exercise, one testcase per check.
-    Junit,
-    /// Gradescope's `results.json`.
-    Gradescope,
-}
+use crate::report::Output;
+use crate::request::{Mode, Request, Side};
+use crate::results::Format;
 
 /// Grade the ipc-lab exercises: builds your crates, runs them as real
 /// processes and checks their behaviour from the outside.
@@ -129,4 +125,100 @@ pub struct GradebookArgs {
     /// scaled by --time-scale).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub timeout: u64,
+}
+
+impl Args {
+    /// `--time-scale`, if it is one: above 0 and at most 100.
+    pub fn time_scale(&self) -> Result<f64, String> {
+        let scale = self.time_scale;
+        if scale.is_finite() && scale > 0.0 && scale <= 100.0 {
+            Ok(scale)
+        } else {
+            Err(format!("--time-scale must be a number above 0 and at most 100, not {scale}"))
+        }
+    }
+
+    /// What to do and what to grade. Options that make no sense together
+    /// are a usage error, never silently one of them.
+    pub fn into_request(self) -> Result<(Mode, Request), String> {
+        self.refuse_clashes()?;
+        let reports = parse_reports(&self.reports)?;
+        let mut exercises = self.exercises;
+        let mode = if self.list {
+            Mode::List
+        } else if let Some(id) = self.hint {
+            Mode::Hint(id)
+        } else if let Some(watched) = self.watch {
+            exercises.extend(watched);
+            Mode::Watch { debounce: Duration::from_millis(self.debounce_ms) }
+        } else {
+            Mode::Grade(Output { format: self.format, file: self.output, reports, github: self.github })
+        };
+        let request = Request {
+            exercises,
+            check: self.check,
+            side: if self.solutions { Side::Solutions } else { Side::Exercises },
+            submission: self.submission,
+            bins: self.bins,
+            time_scale: self.time_scale,
+            threads: self.jobs,
+        };
+        Ok((mode, request))
+    }
+
+    /// `--list`, `--hint` and `--watch` each do one thing of their own, so
+    /// they exclude each other; listing and hints grade nothing, so they
+    /// take no option about grading or reports; watch mode shows its own
+    /// view, so it takes none about reports. One line each, like every
+    /// usage error (clap's `conflicts_with` would print a usage block).
+    fn refuse_clashes(&self) -> Result<(), String> {
+        let submission = (self.submission.is_some(), "--submission");
+        let grading = [
+            (!self.exercises.is_empty(), "EXERCISE arguments"),
+            (self.check.is_some(), "--check"),
+            (!self.bins.is_empty(), "--bin"),
+            (self.solutions, "--solutions"),
+            submission,
+            (self.jobs.is_some(), "--jobs"),
+        ];
+        let reporting = [
+            (self.format != Format::Human, "--format"),
+            (self.output.is_some(), "--output"),
+            (!self.reports.is_empty(), "--report"),
+            (self.github, "--github"),
+        ];
+        let (hint, watch) = ((self.hint.is_some(), "--hint"), (self.watch.is_some(), "--watch"));
+        refuse(self.list, "--list shows every exercise", &[&[hint, watch], &grading, &reporting])?;
+        refuse(hint.0, "--hint prints the hints of one exercise", &[&[watch], &grading, &reporting])?;
+        refuse(watch.0, "--watch shows its own view", &[&[submission], &reporting])
+    }
+}
+
+/// An option and whether it was given.
+type Given = (bool, &'static str);
+
+/// With `mode` given, the first option of `excluded` that is given too is
+/// a usage error; `what` says what the mode does.
+fn refuse(mode: bool, what: &str, excluded: &[&[Given]]) -> Result<(), String> {
+    match excluded.iter().copied().flatten().find(|(given, _)| mode && *given) {
+        Some((_, flag)) => Err(format!("{what} and cannot be combined with {flag}")),
+        None => Ok(()),
+    }
+}
+
+/// `--report FORMAT=FILE` → (format, file), each checked.
+fn parse_reports(specs: &[String]) -> Result<Vec<(Format, PathBuf)>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (format, file) =
+                spec.split_once('=').ok_or_else(|| format!("--report takes FORMAT=FILE, not `{spec}`"))?;
+            let format = Format::from_str(format, true)
+                .map_err(|_| format!("--report: unknown format `{format}` (known: human, json, junit, gradescope)"))?;
+            if file.is_empty() {
+                return Err(format!("--report {spec}: the file name is missing"));
+            }
+            Ok((format, PathBuf::from(file)))
+        })
+        .collect()
 }

@@ -2,7 +2,11 @@
 //!
 //! Data flows one way: [`exercises`] (what is checked, on top of the
 //! [`harness`] that runs programs) → [`runner`] → [`results`] →
-//! [`report`]. See ARCHITECTURE.md at the repository root for the map.
+//! [`report`]. [`results`] also holds the words every layer shares (the
+//! verdict [`results::Kind`], the source [`results::Location`] of a
+//! failure, the output [`results::Format`]). The command line stops at
+//! [`app`]: below it, a [`request::Request`] says what to grade. See
+//! ARCHITECTURE.md at the repository root for the map.
 
 pub mod app;
 pub mod builder;
@@ -11,9 +15,12 @@ pub mod cli;
 pub mod cpu_lock;
 pub mod exercises;
 pub mod gradebook;
+pub mod grading;
 pub mod harness;
+pub mod listing;
 pub mod probe;
 pub mod report;
+pub mod request;
 pub mod results;
 pub mod runner;
 pub mod status;

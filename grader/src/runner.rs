@@ -1,6 +1,6 @@
 //! Running checks and turning their outcomes into [`results`](crate::results).
 //!
-//! Checks that do not measure timing run in parallel on `-j` workers. Checks
+//! Checks that do not measure timing run in parallel on `-j` threads. Checks
 //! marked `timing` run afterwards, together: they spend their time waiting
 //! on idle programs, and not sharing the CPU with the heavy checks keeps
 //! their upper bounds honest.
@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use crate::check::{Check, Ctx, Exercise};
 use crate::harness::{Failure, Kind};
-use crate::results::{CheckResult, Detail, ExerciseResult, Report, Status};
+use crate::request::Rerun;
+use crate::results::{CheckResult, Detail, ExerciseResult, Location, Report, Status};
 
 /// Where an exercise's executables come from.
 pub enum Bins {
@@ -37,11 +38,18 @@ pub struct Job {
 }
 
 pub struct Settings {
-    pub jobs: usize,
+    /// Threads that run the checks that do not measure timing.
+    pub threads: usize,
     pub scale: f64,
-    /// The rerun command without the exercise and check (`cargo grade`,
-    /// `cargo grade --solutions`).
-    pub rerun_base: String,
+    /// How a check is rerun on its own, for its result.
+    pub rerun: Rerun,
+}
+
+/// Threads when `-j` does not say: checks mostly wait on programs, so two
+/// per CPU, and at least four.
+pub fn default_threads() -> usize {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    (cpus * 2).max(4)
 }
 
 /// Run every selected check of every job.
@@ -62,15 +70,16 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
             }
         }
     }
-    let workers = settings.jobs.max(1);
-    let timing_workers = queue_timing.len().max(1);
+    // The timing checks run all at once: each mostly waits on an idle
+    // program, and none should wait for another to finish.
+    let timing_threads = queue_timing.len().max(1);
     {
         let _cpu = crate::cpu_lock::shared();
-        results.extend(run_queue(jobs, settings, queue_fast, workers));
+        results.extend(run_queue(jobs, settings, queue_fast, settings.threads.max(1)));
     }
     if !queue_timing.is_empty() {
         let _cpu = crate::cpu_lock::exclusive();
-        results.extend(run_queue(jobs, settings, queue_timing, timing_workers));
+        results.extend(run_queue(jobs, settings, queue_timing, timing_threads));
     }
 
     let mut exercises = Vec::new();
@@ -108,12 +117,12 @@ fn run_queue(
     jobs: &[Job],
     settings: &Settings,
     queue: VecDeque<(usize, usize)>,
-    workers: usize,
+    threads: usize,
 ) -> Vec<((usize, usize), CheckResult)> {
     let queue = Mutex::new(queue);
     let done = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        for _ in 0..threads {
             s.spawn(|| loop {
                 let Some((e, c)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
                 let r = run_one(&jobs[e], &jobs[e].exercise.checks[c], settings);
@@ -122,10 +131,6 @@ fn run_queue(
         }
     });
     done.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
-fn rerun(job: &Job, check: &Check, settings: &Settings) -> String {
-    format!("{} {} --check {}", settings.rerun_base, job.exercise.id, check.id)
 }
 
 fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
@@ -147,54 +152,29 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
         }
         other => other,
     };
-    let rerun = rerun(job, check, settings);
-    let duration_ms = started.elapsed().as_millis() as u64;
-    match outcome {
-        Ok(()) => CheckResult {
-            id: check.id.into(),
-            title: check.title.into(),
-            points: check.points,
-            max_points: check.points,
-            status: Status::Passed,
-            message: String::new(),
-            duration_ms,
-            rerun,
-            programs,
-            detail: None,
-        },
-        Err(f) if f.kind == Kind::Skipped => CheckResult {
-            id: check.id.into(),
-            title: check.title.into(),
-            points: 0,
-            max_points: 0,
-            status: Status::Skipped,
-            message: format!("skipped: {}", f.got),
-            duration_ms,
-            rerun,
-            programs,
-            detail: None,
-        },
+    let rerun = settings.rerun.check(job.exercise.id, check.id);
+    let result = match outcome {
+        Ok(()) => CheckResult::passed(check.id, check.title, check.points, rerun),
+        Err(f) if f.kind == Kind::Skipped => CheckResult::skipped(check.id, check.title, &f.got, rerun),
         Err(f) => {
-            let status = if f.kind == Kind::GraderError { Status::Error } else { Status::Failed };
             let mut hints: Vec<String> = f.hint.into_iter().collect();
             hints.push(check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
-            let detail = Detail { kind: f.kind, did: shorten(&log.steps), got: f.got, expected: f.expected, hints };
-            CheckResult {
-                id: check.id.into(),
-                title: check.title.into(),
-                points: 0,
-                max_points: check.points,
-                status,
-                message: detail.text(&rerun),
-                duration_ms,
-                rerun,
-                programs,
-                detail: Some(detail),
-            }
+            let detail = Detail {
+                kind: f.kind,
+                did: shorten(&log.steps),
+                got: f.got,
+                expected: f.expected,
+                hints,
+                location: f.location,
+            };
+            CheckResult::failed(check.id, check.title, check.points, detail, rerun)
         }
-    }
+    };
+    CheckResult { duration_ms: started.elapsed().as_millis() as u64, programs, ..result }
 }
 
+/// Every check of an exercise that did not compile fails alike: with the
+/// compiler's first error, and pointing at its place.
 fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> CheckResult {
     let first = msg.lines().find(|l| l.starts_with("error")).unwrap_or("the crate did not compile");
     let detail = Detail {
@@ -205,20 +185,10 @@ fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> Che
         hints: vec![
             "fix the compiler errors shown above the table; every check of this exercise needs the binary".into()
         ],
+        location: Location::in_compiler_message(msg),
     };
-    let rerun = rerun(job, check, settings);
-    CheckResult {
-        id: check.id.into(),
-        title: check.title.into(),
-        points: 0,
-        max_points: check.points,
-        status: Status::Error,
-        message: detail.text(&rerun),
-        duration_ms: 0,
-        rerun,
-        programs: Vec::new(),
-        detail: Some(detail),
-    }
+    let rerun = settings.rerun.check(job.exercise.id, check.id);
+    CheckResult::failed(check.id, check.title, check.points, detail, rerun)
 }
 
 /// A long transcript (50 runs of a race) keeps its beginning and its end.

@@ -132,9 +132,9 @@ pub fn ago(when: u64, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::Kind;
     use crate::report::fixtures;
     use crate::results::CheckResult;
+    use crate::results::Kind;
 
     fn check(id: &str, status: Status, points: u32) -> CheckResult {
         fixtures::check(id, status, points, Kind::WrongOutput, "the line `x`", &[])

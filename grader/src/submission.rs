@@ -25,6 +25,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::exercises;
+use crate::request::Side;
+
+/// A checkout is graded by its students' crates only, never its solutions.
+const SIDE: Side = Side::Exercises;
 
 /// Most bytes copied from one checkout (a hostile checkout must not fill
 /// the disk).
@@ -52,7 +56,7 @@ pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
     if !meta.is_dir() {
         return Err(format!("{what}: not a directory"));
     }
-    let theirs = dir.join("exercises");
+    let theirs = dir.join(SIDE.dir());
     if !theirs.is_dir() {
         return Err(format!("{what}: no exercises/ folder (expected a checkout of the course repository)"));
     }
@@ -82,9 +86,9 @@ pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
             problems.insert(ex.id.to_string(), why);
             continue;
         }
-        let to = scratch.path().join("exercises").join(ex.dir());
+        let to = scratch.path().join(SIDE.crate_dir(&ex));
         if let Err(e) = copy_tree(&from, &to, &mut budget) {
-            problems.insert(ex.id.to_string(), format!("could not copy exercises/{}: {e}", ex.dir()));
+            problems.insert(ex.id.to_string(), format!("could not copy {}: {e}", SIDE.crate_dir(&ex)));
             let _ = fs::remove_dir_all(&to);
         }
     }
@@ -118,7 +122,7 @@ fn write_workspace(root: &Path, to: &Path) -> Result<(), String> {
         .get_mut("workspace")
         .and_then(toml::Value::as_table_mut)
         .ok_or_else(|| format!("{}: no [workspace]", path.display()))?;
-    ws.insert("members".into(), toml::Value::Array(vec!["exercises/*".into()]));
+    ws.insert("members".into(), toml::Value::Array(vec![format!("{}/*", SIDE.dir()).into()]));
     ws.remove("default-members");
     ws.remove("exclude");
     let out = format!(
@@ -129,7 +133,7 @@ fn write_workspace(root: &Path, to: &Path) -> Result<(), String> {
     if let Ok(lock) = fs::read(root.join("Cargo.lock")) {
         write_if_changed(&to.join("Cargo.lock"), &lock)?;
     }
-    fs::create_dir_all(to.join("exercises")).map_err(|e| e.to_string())
+    fs::create_dir_all(to.join(SIDE.dir())).map_err(|e| e.to_string())
 }
 
 /// Write only when the content differs, so Cargo's mtime-based freshness
@@ -201,13 +205,13 @@ pub fn warm_target(root: &Path) -> Option<PathBuf> {
     write_workspace(root, &ws).ok()?;
     let mut crates = Vec::new();
     for ex in exercises::all() {
-        let from = root.join("exercises").join(ex.dir());
+        let from = root.join(SIDE.crate_dir(&ex));
         if !from.join("Cargo.toml").is_file() {
             continue;
         }
         let mut unlimited = u64::MAX; // the instructor's own crates
-        copy_tree(&from, &ws.join("exercises").join(ex.dir()), &mut unlimited).ok()?;
-        crates.push((PathBuf::from("exercises").join(ex.dir()), ex.id.to_string()));
+        copy_tree(&from, &ws.join(SIDE.crate_dir(&ex)), &mut unlimited).ok()?;
+        crates.push((PathBuf::from(SIDE.crate_dir(&ex)), SIDE.package(&ex)));
     }
     let target = base.join("target");
     crate::builder::build(&ws, &crates, &target, Duration::from_secs(900)).ok()?;

@@ -26,24 +26,25 @@ use std::time::Duration;
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 
-use crate::app;
-use crate::cli::{Args, Format};
 use crate::exercises;
+use crate::grading;
 use crate::harness::contain;
 use crate::report::human::{self, Style};
+use crate::request::{self, Request};
 use crate::results::{Report, Status};
 
 /// Moves the cursor home and clears the screen (terminals only).
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
-pub fn run(root: &Path, args: &Args) -> Result<bool, String> {
-    refuse_clashes(args)?;
-    let side = if args.solutions { "solutions" } else { "exercises" };
+/// Grade what `request` names now and after every change to its crates,
+/// waiting `debounce` after the last change of a burst.
+pub fn run(root: &Path, request: &Request, debounce: Duration) -> Result<bool, String> {
+    let side = request.side.dir();
     // The crates to watch: those of the exercises named, else all of `side`.
     let all = exercises::all();
     let mut crates: Vec<PathBuf> = Vec::new();
-    for id in args.exercises.iter().chain(args.watch.iter().flatten()) {
-        let dir = Path::new(side).join(app::find(&all, id)?.dir());
+    for id in &request.exercises {
+        let dir = PathBuf::from(request.side.crate_dir(request::find(&all, id)?));
         if !crates.contains(&dir) {
             crates.push(dir);
         }
@@ -53,21 +54,19 @@ pub fn run(root: &Path, args: &Args) -> Result<bool, String> {
     } else {
         crates.iter().map(|c| format!("{}/", c.display())).collect::<Vec<_>>().join(", ")
     };
-    let remember = !args.solutions && args.bins.is_empty();
 
     contain::interrupt_quits_watch();
     // The whole of `side` is watched, also when one crate is: a crate
     // created or replaced after the start is still seen.
     let (tx, rx) = mpsc::channel();
-    let mut debouncer =
-        new_debouncer(Duration::from_millis(args.debounce_ms), None, tx).map_err(|e| format!("--watch: {e}"))?;
+    let mut debouncer = new_debouncer(debounce, None, tx).map_err(|e| format!("--watch: {e}"))?;
     let base = root.join(side);
     debouncer
         .watch(&base, RecursiveMode::Recursive)
         .map_err(|e| format!("--watch: cannot watch {}: {e}", base.display()))?;
 
     let terminal = std::io::stdout().is_terminal();
-    let st = if app::stdout_colour() { &Style::COLOR } else { &Style::PLAIN };
+    let st = Style::of(human::stdout_colour());
     let mut changed = Vec::new();
     let mut run = 0;
     loop {
@@ -78,30 +77,14 @@ pub fn run(root: &Path, args: &Args) -> Result<bool, String> {
         }
         head.push_str(&header(run, &changed, st));
         show(&head);
-        let outcome = catch_unwind(AssertUnwindSafe(|| app::grade(root, args)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| grading::grade(root, request)))
             .unwrap_or_else(|_| Err("the grader panicked during this run (see above)".into()));
-        if let (Ok(report), true) = (&outcome, remember) {
+        if let (Ok(report), true) = (&outcome, request.remembered()) {
             crate::status::remember(root, report);
         }
         show(&screen(&outcome, &watching, st));
         // Ends only by Ctrl-C (which exits) or a watcher that stopped.
         changed = next_changes(&rx, root, &crates)?;
-    }
-}
-
-/// Watch mode shows its own view on the terminal; options about where and
-/// how a report is written make no sense with it.
-fn refuse_clashes(args: &Args) -> Result<(), String> {
-    let clash = [
-        (args.submission.is_some(), "--submission"),
-        (args.format != Format::Human, "--format"),
-        (args.output.is_some(), "--output"),
-        (!args.reports.is_empty(), "--report"),
-        (args.github, "--github"),
-    ];
-    match clash.iter().find(|(set, _)| *set) {
-        Some((_, flag)) => Err(format!("--watch shows its own view and cannot be combined with {flag}")),
-        None => Ok(()),
     }
 }
 
@@ -242,9 +225,9 @@ fn summary(o: &mut String, report: &Report, st: &Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::Kind;
     use crate::report::fixtures;
     use crate::report::fixtures::report;
+    use crate::results::Kind;
     use crate::results::{CheckResult, ExerciseResult};
     use std::time::Instant;
 

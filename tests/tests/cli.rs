@@ -1,5 +1,6 @@
-//! The command line: usage errors are one clear line and exit 2; listing,
-//! hints, formats and `--bin` behave as documented.
+//! The command line: usage errors (also options that clash) are one clear
+//! line and exit 2; listing, hints, formats and `--bin` behave as
+//! documented.
 
 use assert_cmd::Command;
 use ipc_lab_tests::{grade_json, grader, minimal_workspace, root};
@@ -26,6 +27,15 @@ fn cmd() -> Command {
 #[case::report_empty_file(&["--report", "json="], "--report json=: the file name is missing")]
 #[case::watch_unknown(&["--watch", "nosuch"], "unknown exercise `nosuch`")]
 #[case::watch_with_format(&["--watch", "--format", "json"], "--watch shows its own view and cannot be combined with --format")]
+#[case::watch_with_submission(&["--watch", "--submission", "."], "--watch shows its own view and cannot be combined with --submission")]
+#[case::list_with_hint(&["--list", "--hint", "signals"], "--list shows every exercise and cannot be combined with --hint")]
+#[case::list_with_watch(&["--watch", "--list"], "--list shows every exercise and cannot be combined with --watch")]
+#[case::list_with_exercise(&["--list", "signals"], "--list shows every exercise and cannot be combined with EXERCISE arguments")]
+#[case::list_with_solutions(&["--list", "--solutions"], "--list shows every exercise and cannot be combined with --solutions")]
+#[case::list_with_output(&["--list", "--output", "x.txt"], "--list shows every exercise and cannot be combined with --output")]
+#[case::hint_with_watch(&["--hint", "signals", "--watch", "signals"], "--hint prints the hints of one exercise and cannot be combined with --watch")]
+#[case::hint_with_check(&["--hint", "signals", "--check", "eof"], "--hint prints the hints of one exercise and cannot be combined with --check")]
+#[case::hint_with_jobs(&["--hint", "signals", "-j", "2"], "--hint prints the hints of one exercise and cannot be combined with --jobs")]
 fn usage_errors_are_one_line_and_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let out = cmd().args(args).assert().code(2).stdout("");
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();

@@ -3,55 +3,15 @@
 //! A student reading a failure must see at once *what kind* of failure it
 //! was — wrong bytes, a hang, a crash by which signal, a panic, a `todo!()`
 //! still in place — before the details. Every way a wait or a comparison can
-//! fail ends up as one [`Failure`] with a [`Kind`].
+//! fail ends up as one [`Failure`] with a [`Kind`] (the verdict classes,
+//! which live with the results the reports read).
 
 use std::fmt;
 
 use nix::sys::signal::Signal;
 
-/// What went wrong, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// The program answered, but not what the contract says.
-    WrongOutput,
-    /// Nothing (or not enough) came within the deadline.
-    TimedOut,
-    /// Killed by a signal it did not handle (SIGSEGV, SIGABRT, SIGPIPE …).
-    Crashed,
-    /// A Rust panic.
-    Panicked,
-    /// The skeleton's `todo!()` was reached.
-    NotImplemented,
-    /// Printed more than the output cap.
-    OutputLimit,
-    /// Exited but left processes running.
-    LeftBehind,
-    /// The exercise did not compile.
-    BuildError,
-    /// Fault of the grader or the machine, not of the program.
-    GraderError,
-    /// Not possible on this machine (e.g. no IPv6 loopback): neither passed
-    /// nor failed, and its points are not counted.
-    Skipped,
-}
-
-impl Kind {
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::WrongOutput => "wrong output",
-            Kind::TimedOut => "timed out",
-            Kind::Crashed => "crashed",
-            Kind::Panicked => "panicked",
-            Kind::NotImplemented => "not implemented yet",
-            Kind::OutputLimit => "output limit",
-            Kind::LeftBehind => "processes left behind",
-            Kind::BuildError => "build error",
-            Kind::GraderError => "grader error",
-            Kind::Skipped => "skipped",
-        }
-    }
-}
+pub use crate::results::Kind;
+use crate::results::Location;
 
 /// Why a check failed: what came back and what was expected. The check adds
 /// what the grader did (its transcript) and the hint.
@@ -63,11 +23,14 @@ pub struct Failure {
     /// A hint for this particular way of failing, shown before the check's
     /// general hint (e.g. "std's read_line retries EINTR").
     pub hint: Option<String>,
+    /// Where in the program's source it happened, when the program said so
+    /// (a `todo!()` or panic location), for reports to point at.
+    pub location: Option<Location>,
 }
 
 impl Failure {
     pub fn new(kind: Kind, got: impl Into<String>, expected: impl Into<String>) -> Failure {
-        Failure { kind, got: got.into(), expected: expected.into(), hint: None }
+        Failure { kind, got: got.into(), expected: expected.into(), hint: None, location: None }
     }
 
     /// The program answered, but wrongly.
@@ -87,6 +50,11 @@ impl Failure {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Failure {
         self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_location(mut self, location: Option<Location>) -> Failure {
+        self.location = location;
         self
     }
 }

@@ -514,7 +514,9 @@ impl Program {
         }
     }
 
-    /// A panic message on stderr, as `(location, message)`.
+    /// A panic message on stderr, as `(location, message)`; the location as
+    /// printed (`src/main.rs:102:5`), which [`Self::classify`] both shows and
+    /// keeps as data.
     fn panic_message(&self) -> Option<(String, String)> {
         let err = String::from_utf8_lossy(self.stderr());
         let mut lines = err.lines();
@@ -532,13 +534,17 @@ impl Program {
     pub fn classify(&self, exit: Exit, what: &str) -> Failure {
         let name = &self.name;
         if let Some((loc, msg)) = self.panic_message() {
+            let at = crate::results::Location::parse(&loc);
             if msg.contains("not yet implemented") || msg.contains("not implemented") {
                 return Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
-                    .with_hint("fill in that `todo!()` — this check cannot pass before it");
+                    .with_hint("fill in that `todo!()` — this check cannot pass before it")
+                    .with_location(at);
             }
-            return Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what).with_hint(
-                "a panic is never an answer: handle the error (EPIPE, EINTR, bad input) and exit with the status the contract names",
-            );
+            return Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what)
+                .with_hint(
+                    "a panic is never an answer: handle the error (EPIPE, EINTR, bad input) and exit with the status the contract names",
+                )
+                .with_location(at);
         }
         match exit {
             Exit::Signal(sig) => {

@@ -17,8 +17,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use crate::harness::Kind;
-use crate::results::{CheckResult, ExerciseResult, Report, Status};
+use crate::results::{CheckResult, ExerciseResult, Location, Report, Status};
 
 /// Bytes of Markdown appended per run: GitHub's limit per step is 1 MiB;
 /// the margin leaves room for what other steps' tools append.
@@ -78,7 +77,7 @@ pub fn annotations(report: &Report, in_summary: bool) -> Vec<String> {
     let mut items: Vec<Item> = Vec::new();
     for ex in &report.exercises {
         for c in ex.checks.iter().filter(|c| matches!(c.status, Status::Failed | Status::Error)) {
-            let todo = c.detail.as_ref().filter(|d| d.kind == Kind::NotImplemented).map(|d| d.got.as_str());
+            let todo = c.detail.as_ref().and_then(|d| d.todo());
             let same_place = items.iter_mut().find(|it| todo.is_some() && std::ptr::eq(it.ex, ex) && it.todo == todo);
             match same_place {
                 Some(it) => it.checks.push(c),
@@ -100,8 +99,8 @@ pub fn annotations(report: &Report, in_summary: bool) -> Vec<String> {
 /// `todo!()`.
 struct Item<'a> {
     ex: &'a ExerciseResult,
-    /// The `todo!()` the checks reached (`Detail.got`).
-    todo: Option<&'a str>,
+    /// Where the `todo!()` is that the checks reached.
+    todo: Option<&'a Location>,
     checks: Vec<&'a CheckResult>,
 }
 
@@ -117,9 +116,10 @@ impl Item<'_> {
             }
             let title = format!("{}: not implemented yet ({} checks, {points} points)", self.ex.id, ids.len());
             props.push(format!("title={}", escape_property(&title)));
+            // The first check's message names the place.
+            let got = self.checks[0].detail.as_ref().map(|d| d.got.as_str()).unwrap_or_default();
             let text = format!(
-                "{}\nchecks waiting for it: {}\nhint: fill in that `todo!()`; these checks cannot pass before it",
-                self.todo.unwrap_or_default(),
+                "{got}\nchecks waiting for it: {}\nhint: fill in that `todo!()`; these checks cannot pass before it",
                 ids.join(", ")
             );
             return format!("::error {}::{}", props.join(","), escape_data(&cut(&text, ANNOTATION_MESSAGE)));
@@ -143,15 +143,16 @@ fn annotation(ex: &ExerciseResult, c: &CheckResult) -> String {
 /// `None` when the exercise was not built from a crate folder (every
 /// binary came from `--bin`) or the check ran only binaries given that way.
 ///
-/// First a place in the student's code that the failure names (a
-/// `todo!()`, a panic, the compiler's `-->`); else the source file of the
-/// first binary the check started, at line 1; a check that started none
+/// First the place in the student's code where the failure happened (a
+/// `todo!()`, a panic, the compiler's first error); else the source file of
+/// the first binary the check started, at line 1; a check that started none
 /// (a build error) points at the crate's first binary.
 pub fn location(ex: &ExerciseResult, c: &CheckResult) -> Option<(String, u32)> {
     let source = ex.source.as_deref()?;
-    let named = c.detail.as_ref().map(|d| d.got.as_str()).into_iter().chain(ex.build_error.as_deref());
-    if let Some(found) = named.into_iter().find_map(|text| find_location(text, source)) {
-        return Some(found);
+    if let Some(at) = c.detail.as_ref().and_then(|d| d.location.as_ref()) {
+        if let Some(file) = in_crate(&at.file, source) {
+            return Some((file, at.line));
+        }
     }
     let file = if c.programs.is_empty() {
         ex.bin_sources.values().next()
@@ -161,29 +162,20 @@ pub fn location(ex: &ExerciseResult, c: &CheckResult) -> Option<(String, u32)> {
     file.map(|f| (f.clone(), 1))
 }
 
-/// The first `PATH:LINE:COL` in `text` whose PATH lies in the crate folder
-/// `source`, as (path from `source` on, line). Panic locations are relative
-/// to the workspace Cargo built in, or absolute (a staged submission, a
-/// remapped prefix): either way the path is taken from `source`'s folders
-/// on, so it names the file in the repository.
-fn find_location(text: &str, source: &str) -> Option<(String, u32)> {
+/// `file` relative to the repository, if it lies in the crate folder
+/// `source`. Panic and compiler locations are relative to the workspace
+/// Cargo built in, or absolute (a staged submission, a remapped prefix):
+/// either way the path is taken from `source`'s folders on, so it names
+/// the file in the repository. Files of std or a dependency are not the
+/// student's code: `None`.
+fn in_crate(file: &str, source: &str) -> Option<String> {
     let want: Vec<&str> = source.split('/').filter(|s| !s.is_empty()).collect();
-    let tokens = text.split(|ch: char| ch.is_whitespace() || matches!(ch, '`' | '\'' | '"' | '(' | ')' | '[' | ']'));
-    for token in tokens {
-        let token = token.trim_end_matches([':', ',', ';', '.']);
-        let mut parts = token.rsplitn(3, ':');
-        let (Some(col), Some(line), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let (Ok(_), Ok(line)) = (col.parse::<u32>(), line.parse::<u32>()) else { continue };
-        if !path.ends_with(".rs") {
-            continue;
-        }
-        let comps: Vec<&str> = path.split('/').collect();
-        let at = (0..comps.len()).find(|&i| comps[i..].starts_with(&want) && comps.len() > i + want.len());
-        if let Some(i) = at {
-            return Some((comps[i..].join("/"), line));
-        }
+    if !file.ends_with(".rs") {
+        return None;
     }
-    None
+    let comps: Vec<&str> = file.split('/').collect();
+    let at = (0..comps.len()).find(|&i| comps[i..].starts_with(&want) && comps.len() > i + want.len())?;
+    Some(comps[at..].join("/"))
 }
 
 /// Escape the message of a workflow command (the part after `::`).
@@ -228,7 +220,7 @@ impl Block {
 /// The job summary in Markdown, at most `budget` bytes (for any budget of
 /// a few KiB and more): heading with the total, one table row per check,
 /// then the failures in detail. When it would not fit, messages are cut
-/// (all to the same length, as long as fits, not below [`MIN_MESSAGE`]),
+/// (all to the same length, as long as fits, not below `MIN_MESSAGE`),
 /// then the last details are left out, then table rows; a note says what
 /// is missing and where the full report is.
 pub fn summary(report: &Report, budget: usize) -> String {
@@ -421,8 +413,8 @@ fn cut_at(s: &str, cap: usize) -> Option<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::Kind;
     use crate::report::fixtures::{self, check, exercise};
+    use crate::results::Kind;
 
     #[test]
     fn escaping_follows_the_workflow_command_rules() {
@@ -453,25 +445,29 @@ mod tests {
 
     #[test]
     fn locations_are_made_relative_to_the_repository() {
-        let src = "exercises/signals";
-        let at = |t: &str| find_location(t, src);
-        assert_eq!(
-            at("sigecho reached a `todo!()` at exercises/signals/src/main.rs:42:5"),
-            Some(("exercises/signals/src/main.rs".into(), 42))
-        );
-        assert_eq!(
-            at("panicked at /tmp/stage-x1/exercises/signals/src/util.rs:7:1: boom"),
-            Some(("exercises/signals/src/util.rs".into(), 7))
-        );
-        assert_eq!(
-            at("panicked at ./exercises/signals/src/main.rs:3:9:"),
-            Some(("exercises/signals/src/main.rs".into(), 3))
-        );
+        let at = |file: &str| in_crate(file, "exercises/signals");
+        assert_eq!(at("exercises/signals/src/main.rs").as_deref(), Some("exercises/signals/src/main.rs"));
+        assert_eq!(at("/tmp/stage-x1/exercises/signals/src/util.rs").as_deref(), Some("exercises/signals/src/util.rs"));
+        assert_eq!(at("./exercises/signals/src/main.rs").as_deref(), Some("exercises/signals/src/main.rs"));
         // Not the student's code: std, a dependency, another crate.
-        assert_eq!(at("panicked at /rustc/abc/library/core/src/option.rs:10:5"), None);
-        assert_eq!(at("panicked at /root/.cargo/registry/src/nix-0.32.0/src/lib.rs:10:5"), None);
-        assert_eq!(at("panicked at exercises/signalsx/src/main.rs:10:5"), None);
-        assert_eq!(at("exercises/signals/src/main.rs without a line"), None);
+        assert_eq!(at("/rustc/abc/library/core/src/option.rs"), None);
+        assert_eq!(at("/root/.cargo/registry/src/nix-0.32.0/src/lib.rs"), None);
+        assert_eq!(at("exercises/signalsx/src/main.rs"), None);
+        assert_eq!(at("exercises/signals"), None);
+    }
+
+    #[test]
+    fn the_location_is_read_from_the_data_not_the_message() {
+        let src = [("sigecho", "src/main.rs")];
+        // A message that names a place is not a location.
+        let named = "sigecho printed `exercises/signals/src/main.rs:9:9`";
+        let c = check("a", Status::Failed, 5, Kind::WrongOutput, named, &["sigecho"]);
+        assert_eq!(location(&exercise("signals", &src, vec![]), &c), Some(("exercises/signals/src/main.rs".into(), 1)));
+        let c = fixtures::at(c, "/tmp/sub-1/exercises/signals/src/lib.rs", 42, 5);
+        assert_eq!(location(&exercise("signals", &src, vec![]), &c), Some(("exercises/signals/src/lib.rs".into(), 42)));
+        // A panic in std points at the binary instead.
+        let c = fixtures::at(c, "/rustc/abc/library/core/src/option.rs", 10, 5);
+        assert_eq!(location(&exercise("signals", &src, vec![]), &c), Some(("exercises/signals/src/main.rs".into(), 1)));
     }
 
     #[test]
@@ -490,10 +486,14 @@ mod tests {
     #[test]
     fn checks_waiting_for_one_todo_share_an_annotation() {
         let todo = "sigecho reached a `todo!()` at exercises/signals/src/main.rs:42:5";
+        let todo = |id, points| {
+            let c = check(id, Status::Failed, points, Kind::NotImplemented, todo, &["sigecho"]);
+            fixtures::at(c, "exercises/signals/src/main.rs", 42, 5)
+        };
         let checks = vec![
-            check("a", Status::Failed, 5, Kind::NotImplemented, todo, &["sigecho"]),
+            todo("a", 5),
             check("b", Status::Failed, 10, Kind::WrongOutput, "the line `x`", &["sigecho"]),
-            check("c", Status::Failed, 15, Kind::NotImplemented, todo, &["sigecho"]),
+            todo("c", 15),
         ];
         let report = fixtures::report(vec![exercise("signals", &[("sigecho", "src/main.rs")], checks)]);
         let lines = annotations(&report, true);

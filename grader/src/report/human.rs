@@ -3,9 +3,9 @@
 //! then the total and the wall time.
 
 use std::fmt::Write;
+use std::io::IsTerminal;
 
-use crate::harness::Kind;
-use crate::results::{CheckResult, Report, Status};
+use crate::results::{CheckResult, Location, Report, Status};
 
 /// Terminal styling; empty strings when colour is off.
 pub struct Style {
@@ -27,6 +27,21 @@ impl Style {
         dim: "\x1b[2m",
         reset: "\x1b[0m",
     };
+
+    /// [`Self::COLOR`] or [`Self::PLAIN`].
+    pub fn of(colour: bool) -> &'static Style {
+        if colour {
+            &Style::COLOR
+        } else {
+            &Style::PLAIN
+        }
+    }
+}
+
+/// Colour for text on stdout: only on a terminal, and never with
+/// `NO_COLOR` set (<https://no-color.org>).
+pub fn stdout_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// ✓ passed, ✗ failed, ! grader or build error, - skipped.
@@ -76,19 +91,18 @@ pub fn render(report: &Report, st: &Style) -> String {
     if !failures.is_empty() {
         let _ = writeln!(o, "{}Failures{}", st.bold, st.reset);
         // Checks that only reached a `todo!()` say nothing more than where
-        // it is: one block per place, not one per check.
-        let mut todo: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+        // it is: one block per place, not one per check. The block shows
+        // the first check's message, which names the place.
+        let mut todo: Vec<(&str, &Location, &str, Vec<&str>)> = Vec::new();
         for (ex, c) in &failures {
             let d = c.detail.as_ref().expect("filtered");
-            if d.kind != Kind::NotImplemented {
-                continue;
-            }
-            match todo.iter_mut().find(|(e, got, _)| e == ex && *got == d.got) {
-                Some((_, _, ids)) => ids.push(&c.id),
-                None => todo.push((ex, &d.got, vec![&c.id])),
+            let Some(place) = d.todo() else { continue };
+            match todo.iter_mut().find(|(e, at, _, _)| e == ex && *at == place) {
+                Some((_, _, _, ids)) => ids.push(&c.id),
+                None => todo.push((ex, place, &d.got, vec![&c.id])),
             }
         }
-        for (ex, got, ids) in &todo {
+        for (ex, _, got, ids) in &todo {
             let _ = writeln!(
                 o,
                 "\n{}{ex}{} — {}not implemented yet{}: {got}\n  checks waiting for it: {}",
@@ -100,7 +114,7 @@ pub fn render(report: &Report, st: &Style) -> String {
             );
         }
         for (ex, c) in failures {
-            if c.detail.as_ref().is_some_and(|d| d.kind == Kind::NotImplemented) {
+            if c.detail.as_ref().is_some_and(|d| d.todo().is_some()) {
                 continue;
             }
             let _ = writeln!(o);
@@ -158,4 +172,34 @@ pub fn failure(o: &mut String, exercise: &str, c: &CheckResult, st: &Style) {
         let _ = writeln!(o, "  {}hint:{}     {}", st.yellow, st.reset, h);
     }
     let _ = writeln!(o, "  rerun:    {}", c.rerun);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{self, at, check, exercise};
+    use crate::results::Kind;
+
+    #[test]
+    fn checks_waiting_for_one_todo_are_one_block_by_place() {
+        let todo = |id, got| check(id, Status::Failed, 5, Kind::NotImplemented, got, &["tcp-server"]);
+        let main = "exercises/sockets/src/bin/tcp-server.rs";
+        let checks = vec![
+            at(todo("a", "tcp-server reached a `todo!()` at here"), main, 10, 5),
+            at(todo("b", "tcp-server reached a `todo!()` at elsewhere"), main, 20, 5),
+            // The same place, whatever the message says.
+            at(todo("c", "tcp-client reached a `todo!()` at here too"), main, 10, 5),
+            check("d", Status::Failed, 5, Kind::WrongOutput, "the line `x`", &["tcp-server"]),
+        ];
+        let text = render(&fixtures::report(vec![exercise("sockets", &[], checks)]), &Style::PLAIN);
+        assert!(
+            text.contains(
+                "\nsockets — not implemented yet: tcp-server reached a `todo!()` at here\n  checks waiting for it: a, c\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("at elsewhere\n  checks waiting for it: b\n"), "{text}");
+        assert!(text.contains("\nsockets/d — d works (wrong output)\n"), "{text}");
+        assert!(!text.contains("sockets/a —") && !text.contains("here too"), "{text}");
+    }
 }

@@ -1,5 +1,6 @@
 //! `--format json`: one object, `score`/`max_score` at the top, then
-//! `exercises[]` with `checks[]` (SPEC §3).
+//! `exercises[]` with `checks[]`: the types of [`crate::results`] as they are
+//! (each field is documented there; README.md, "Options", lists the formats).
 
 use crate::results::Report;
 

@@ -1,5 +1,6 @@
-//! How results are shown: one module per output format. Reports only read a
-//! finished [`Report`](crate::results::Report).
+//! How results are shown: one module per output format, and [`write()`],
+//! which puts a finished [`Report`] where the command line asked. Reports
+//! only read the results; they import neither the harness nor the CLI.
 
 pub mod github;
 pub mod gradescope;
@@ -7,17 +8,56 @@ pub mod human;
 pub mod json;
 pub mod junit;
 
-use crate::cli::Format;
-use crate::results::Report;
+use std::path::{Path, PathBuf};
+
+use crate::results::{Format, Report};
 
 /// `report` in `format`; `colour` only matters for `human`.
 pub fn render(format: Format, report: &Report, colour: bool) -> String {
     match format {
-        Format::Human => human::render(report, if colour { &human::Style::COLOR } else { &human::Style::PLAIN }),
+        Format::Human => human::render(report, human::Style::of(colour)),
         Format::Json => json::render(report),
         Format::Junit => junit::render(report),
         Format::Gradescope => gradescope::render(report),
     }
+}
+
+/// Where the report of one grading goes.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// `--format`.
+    pub format: Format,
+    /// `--output FILE`; `None`: stdout.
+    pub file: Option<PathBuf>,
+    /// Every `--report FORMAT=FILE`.
+    pub reports: Vec<(Format, PathBuf)>,
+    /// `--github`: the job summary and annotations.
+    pub github: bool,
+}
+
+/// Write `report` in its format (to its file or stdout), every extra
+/// report, and with `github` the step summary and annotations.
+pub fn write(output: &Output, report: &Report) -> Result<(), String> {
+    let colour = output.file.is_none() && human::stdout_colour();
+    let text = render(output.format, report, colour);
+    match &output.file {
+        Some(path) => write_file(path, &text)?,
+        None => print!("{text}"),
+    }
+    for (format, path) in &output.reports {
+        write_file(path, &render(*format, report, false))?;
+    }
+    if output.github {
+        github::emit(report)?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Synthetic reports for the formats' unit tests.
@@ -25,36 +65,36 @@ pub fn render(format: Format, report: &Report, colour: bool) -> String {
 pub(crate) mod fixtures {
     use std::collections::BTreeMap;
 
-    use crate::harness::Kind;
-    use crate::results::{CheckResult, Detail, ExerciseResult, Report, Status};
+    use crate::results::{CheckResult, Detail, ExerciseResult, Kind, Location, Report, Status};
 
-    /// A check; failed, error and skipped ones get a message (and a detail)
-    /// like the runner's.
+    /// A check built as the runner builds it; failed and error ones get a
+    /// detail (of `kind`, with `got`), skipped ones `got` as the reason.
     pub fn check(id: &str, status: Status, max: u32, kind: Kind, got: &str, programs: &[&str]) -> CheckResult {
         let rerun = format!("cargo grade x --check {id}");
-        let detail = matches!(status, Status::Failed | Status::Error).then(|| Detail {
-            kind,
-            did: vec!["started the program".into()],
-            got: got.into(),
-            expected: "the right thing".into(),
-            hints: vec!["read the slides".into()],
-        });
-        CheckResult {
-            id: id.into(),
-            title: format!("{id} works"),
-            points: if status == Status::Passed { max } else { 0 },
-            max_points: if status == Status::Skipped { 0 } else { max },
-            status,
-            message: match (&detail, status) {
-                (Some(d), _) => d.text(&rerun),
-                (None, Status::Skipped) => format!("skipped: {got}"),
-                (None, _) => String::new(),
-            },
-            duration_ms: 20,
-            rerun,
-            programs: programs.iter().map(|p| p.to_string()).collect(),
-            detail,
-        }
+        let title = format!("{id} works");
+        let result = match status {
+            Status::Passed => CheckResult::passed(id, title, max, rerun),
+            Status::Skipped => CheckResult::skipped(id, title, got, rerun),
+            Status::Failed | Status::Error => {
+                let detail = Detail {
+                    kind,
+                    did: vec!["started the program".into()],
+                    got: got.into(),
+                    expected: "the right thing".into(),
+                    hints: vec!["read the slides".into()],
+                    location: None,
+                };
+                CheckResult::failed(id, title, max, detail, rerun)
+            }
+        };
+        CheckResult { status, duration_ms: 20, programs: programs.iter().map(|p| p.to_string()).collect(), ..result }
+    }
+
+    /// `c` with its failure at `file:line:column`.
+    pub fn at(mut c: CheckResult, file: &str, line: u32, column: u32) -> CheckResult {
+        let location = Location { file: file.into(), line, column };
+        c.detail.as_mut().expect("a failed check").location = Some(location);
+        c
     }
 
     pub fn exercise(id: &str, bins: &[(&str, &str)], checks: Vec<CheckResult>) -> ExerciseResult {
@@ -95,7 +135,12 @@ pub(crate) mod fixtures {
             &[("sigecho", "src/main.rs")],
             vec![
                 check("ready", Passed, 5, Kind::WrongOutput, "", &["sigecho"]),
-                check("echo", Failed, 10, Kind::NotImplemented, todo, &["sigecho"]),
+                at(
+                    check("echo", Failed, 10, Kind::NotImplemented, todo, &["sigecho"]),
+                    "exercises/signals/src/main.rs",
+                    102,
+                    5,
+                ),
                 check("sigint-idle", Error, 5, Kind::GraderError, "the check itself panicked", &["sigecho"]),
                 check("ipv6", Skipped, 5, Kind::Skipped, "no IPv6 loopback", &["sigecho"]),
             ],
@@ -113,7 +158,12 @@ pub(crate) mod fixtures {
         let mut framing = exercise(
             "framing",
             &[("framing", "src/main.rs")],
-            vec![check("encode-bytes", Error, 10, Kind::BuildError, "error[E0308]: mismatched types", &[])],
+            vec![at(
+                check("encode-bytes", Error, 10, Kind::BuildError, "error[E0308]: mismatched types", &[]),
+                "exercises/framing/src/main.rs",
+                7,
+                22,
+            )],
         );
         framing.build_error = Some(compiler.into());
         report(vec![signals, sockets, framing])

@@ -1,11 +1,20 @@
-//! Results: what the runner hands to the reports. Plain data, serialisable;
-//! reports only read it.
+//! Results: what the runner hands to the reports, and the words both
+//! sides share — the verdict classes ([`Kind`]), the source [`Location`] a
+//! failure names, the output [`Format`]s. Plain data, serialisable; reports
+//! only read it. The JSON report is these types as they are (see
+//! README.md, "Options", for the formats).
+
+mod format;
+mod kind;
+mod location;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::harness::Kind;
+pub use format::Format;
+pub use kind::Kind;
+pub use location::Location;
 
 /// Also read back: `status` remembers the last run's statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +35,10 @@ pub struct Detail {
     pub got: String,
     pub expected: String,
     pub hints: Vec<String>,
+    /// Where in the source the failure happened, when it names a place (a
+    /// `todo!()` or panic reached, the compiler's first error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +97,13 @@ impl Report {
 }
 
 impl Detail {
+    /// Where the `todo!()` is that this failure reached, if that is what it
+    /// is: failures at one such place say nothing more than where it is, so
+    /// reports show them together.
+    pub fn todo(&self) -> Option<&Location> {
+        self.location.as_ref().filter(|_| self.kind == Kind::NotImplemented)
+    }
+
     /// The failure as plain text (the `message` of JSON and other formats).
     pub fn text(&self, rerun: &str) -> String {
         let mut s = format!(
@@ -98,5 +118,60 @@ impl Detail {
         }
         s.push_str(&format!("\nrerun: {rerun}"));
         s
+    }
+}
+
+/// The three ways a check ends, built alike by the runner and the reports'
+/// test fixtures. Each starts with no duration and no programs; the runner
+/// sets what it measured with struct update syntax.
+impl CheckResult {
+    /// All its points.
+    pub fn passed(id: impl Into<String>, title: impl Into<String>, points: u32, rerun: String) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            title: title.into(),
+            points,
+            max_points: points,
+            status: Status::Passed,
+            message: String::new(),
+            duration_ms: 0,
+            rerun,
+            programs: Vec::new(),
+            detail: None,
+        }
+    }
+
+    /// Not possible on this machine (`why`): worth 0 of 0 points.
+    pub fn skipped(id: impl Into<String>, title: impl Into<String>, why: &str, rerun: String) -> CheckResult {
+        CheckResult {
+            points: 0,
+            max_points: 0,
+            status: Status::Skipped,
+            message: format!("skipped: {why}"),
+            ..CheckResult::passed(id, title, 0, rerun)
+        }
+    }
+
+    /// No points of `max_points`: an error when the grader or the build is
+    /// at fault, else failed.
+    pub fn failed(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        max_points: u32,
+        detail: Detail,
+        rerun: String,
+    ) -> CheckResult {
+        let status = match detail.kind {
+            Kind::GraderError | Kind::BuildError => Status::Error,
+            _ => Status::Failed,
+        };
+        CheckResult {
+            points: 0,
+            max_points,
+            status,
+            message: detail.text(&rerun),
+            detail: Some(detail),
+            ..CheckResult::passed(id, title, 0, rerun)
+        }
     }
 }
