@@ -12,6 +12,7 @@ pub mod cpu_lock;
 pub mod exercises;
 pub mod gradebook;
 pub mod harness;
+pub mod interrupt;
 pub mod probe;
 pub mod report;
 pub mod results;
