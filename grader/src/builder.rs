@@ -10,9 +10,14 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use nix::sys::signal::{killpg, Signal};
 use serde::Deserialize;
+
+use crate::harness::deadline::Deadline;
+use crate::harness::reaper::{self, SpawnError};
+use crate::harness::spawn;
 
 /// Per crate folder (`exercises/signals`): its executables by binary name,
 /// or the compiler's error output.
@@ -62,14 +67,13 @@ pub fn build(
     for (_, package) in crates {
         cmd.args(["-p", package]);
     }
-    crate::harness::spawn::reset_signals(&mut cmd);
-    // Not while the grader is stopping: nothing would kill this cargo.
-    let spawning = crate::harness::contain::may_spawn().ok_or("the grader is stopping")?;
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run cargo: {e}"))?;
-    // Tracked: orphan reaping must leave cargo's exit status to us.
-    let cargo_pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    crate::harness::contain::track(cargo_pid);
-    drop(spawning);
+    spawn::reset_signals(&mut cmd);
+    // Tracked: orphan reaping must leave cargo's exit status to us. And not
+    // started while the grader is stopping: nothing would kill this cargo.
+    let mut child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
+        SpawnError::Stopping => "the grader is stopping".to_string(),
+        SpawnError::Io(e) => format!("cannot run cargo: {e}"),
+    })?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let err_reader = std::thread::spawn(move || {
@@ -85,15 +89,13 @@ pub fn build(
     // A build script that loops forever must not hang the grader.
     // Cargo leads a process group of its own, so that rustc and build
     // scripts go with it.
-    let timed_out = crate::harness::contain::wait_child_until(&mut child, Instant::now() + deadline).is_none();
+    let timed_out = child.wait_until(Deadline::after(deadline)).is_none();
     if timed_out {
-        let _ =
-            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = killpg(child.pid(), Signal::SIGKILL);
         let _ = child.kill();
     }
-    let status = child.wait().map_err(|e| format!("cargo: {e}"));
-    crate::harness::contain::untrack(cargo_pid);
-    let status = status?;
+    let status = child.wait().map_err(|e| format!("cargo: {e}"))?;
+    drop(child);
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
 

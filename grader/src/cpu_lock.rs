@@ -44,7 +44,7 @@ fn lock_file(path: &std::path::Path, how: FlockArg) -> Guard {
         return Guard(None);
     };
     // flock waits for the lock; EINTR cannot happen here, as every signal
-    // the grader handles is blocked in its threads (contain::guard_interrupts).
+    // the grader handles is blocked in its threads (`interrupt::guard`).
     Guard(Flock::lock(file, how).ok())
 }
 

@@ -19,12 +19,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
 use serde::Deserialize;
 
 use crate::cli::GradebookArgs;
 use crate::exercises;
-use crate::harness::{contain, spawn};
+use crate::harness::deadline::Deadline;
+use crate::harness::reaper::{self, SpawnError};
+use crate::harness::{leash, spawn};
 
 /// How long a grader asked to stop (SIGTERM) gets to clean up after itself.
 const GRACE: Duration = Duration::from_secs(10);
@@ -239,28 +240,24 @@ impl Submission<'_> {
             // and rustc too.
             .process_group(0);
         spawn::reset_signals(&mut cmd);
-        let mut child = {
-            // Keep orphan reaping away from the grader until it is tracked.
-            let _spawning = contain::may_spawn().ok_or("the gradebook is stopping")?;
-            let child = cmd.spawn().map_err(|e| format!("cannot start the grader: {e}"))?;
-            contain::track(Pid::from_raw(child.id() as i32));
-            child
-        };
-        let pid = Pid::from_raw(child.id() as i32);
-        let status = contain::wait_child_until(&mut child, Instant::now() + self.timeout);
+        let mut child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
+            SpawnError::Stopping => "the gradebook is stopping".to_string(),
+            SpawnError::Io(e) => format!("cannot start the grader: {e}"),
+        })?;
+        let pid = child.pid();
+        let status = child.wait_until(Deadline::after(self.timeout));
         if status.is_none() {
             // Ask first: the grader kills its programs and its build.
             let _ = kill(pid, Signal::SIGTERM);
-            if contain::wait_child_until(&mut child, Instant::now() + GRACE).is_none() {
+            if child.wait_until(Deadline::after(GRACE)).is_none() {
                 let _ = killpg(pid, Signal::SIGKILL);
                 let _ = child.kill();
                 let _ = child.wait();
             }
         }
-        contain::untrack(pid);
-        // Whatever that grader left (it cannot have, unless it was killed):
-        // its programs carry tokens `<its pid>-<n>`.
-        contain::kill_marked(&format!("{pid}-"), Instant::now() + Duration::from_secs(10));
+        drop(child);
+        // Whatever that grader left (it cannot have, unless it was killed).
+        leash::kill_marked(pid, Deadline::after(Duration::from_secs(10)));
         Ok(status)
     }
 }

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use grader::harness::contain;
+use grader::harness::{leash, reaper};
+use grader::interrupt::{self, Sigint};
 
 /// Record the inherited process state before Rust's runtime changes it; see
 /// `grader::probe`.
@@ -17,8 +18,9 @@ fn main() -> ExitCode {
         return ExitCode::from(grader::probe::run(&argv[2..]));
     }
     let args = grader::cli::Args::parse();
-    contain::become_subreaper();
-    contain::guard_interrupts();
+    reaper::become_subreaper();
+    // In watch mode Ctrl-C is how the student stops the grader.
+    interrupt::guard(if args.watch.is_some() { Sigint::Quits("watch stopped") } else { Sigint::Interrupts });
     let code = match grader::app::run(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -27,6 +29,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     };
-    contain::kill_strays();
+    leash::clean_up();
     code
 }

@@ -12,8 +12,8 @@
 //! swap and backup files) never start a run.
 //!
 //! Ctrl-C is how the student stops: the interrupt guard kills whatever runs
-//! (a `cargo build`, student programs) and exits 0
-//! ([`contain::interrupt_quits_watch`]).
+//! (a `cargo build`, student programs) and exits 0 (`main` installs it with
+//! [`crate::interrupt::Sigint::Quits`] for `--watch`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -28,7 +28,6 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 
 use crate::exercises;
 use crate::grading;
-use crate::harness::contain;
 use crate::report::human::{self, Style};
 use crate::request::{self, Request};
 use crate::results::{Report, Status};
@@ -55,7 +54,6 @@ pub fn run(root: &Path, request: &Request, debounce: Duration) -> Result<bool, S
         crates.iter().map(|c| format!("{}/", c.display())).collect::<Vec<_>>().join(", ")
     };
 
-    contain::interrupt_quits_watch();
     // The whole of `side` is watched, also when one crate is: a crate
     // created or replaced after the start is still seen.
     let (tx, rx) = mpsc::channel();

@@ -12,7 +12,7 @@
 use nix::unistd::Pid;
 
 use crate::check::{same, same_line, Check, Ctx, Exercise};
-use crate::harness::{contain, procfs};
+use crate::harness::{procfs, reaper};
 use crate::harness::{show, Exit, Failure, Program, Step};
 
 const BIN: &str = "pipeframe";
@@ -263,7 +263,7 @@ fn relay_eof(cx: &mut Ctx) -> Step {
     cx.did(format!("saw pipeframe's child (pid {child})"));
     // If the parent exits without reaping the child, the child (running or
     // a zombie) comes to the grader, a subreaper: keep it there to be seen.
-    let _hold = contain::Hold::new(child);
+    let _hold = reaper::Hold::new(child);
     let body: Vec<u8> = (0..300).flat_map(|i| format!("line {i:03} {}\n", "r".repeat(60)).into_bytes()).collect();
     p.send(b"\n");
     p.send(&body);
@@ -301,7 +301,7 @@ fn relay_child_max(cx: &mut Ctx) -> Step {
     cx.did(format!("waited until the child (pid {child}) had exited"));
     // Keep the child's zombie observable after the parent exits: if the
     // parent did not reap it, it is re-parented to the grader.
-    let _hold = contain::Hold::new(child);
+    let _hold = reaper::Hold::new(child);
     p.send(b"three\n");
     let exit =
         p.wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))?;

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use crate::check::{same, Check, Ctx, Exercise};
-use crate::harness::{contain, procfs, show, Exit, Failure, Program, Spec, Step};
+use crate::harness::{procfs, reaper, show, Exit, Failure, Program, Spec, Step};
 
 const BIN: &str = "pipeline";
 
@@ -290,7 +290,7 @@ fn no_zombies(cx: &mut Ctx) -> Step {
         Err(f) => return Err(f),
     };
     cx.did("saw the finished stage `echo started` reaped while `cat` still ran");
-    let _hold = contain::Hold::new(cat);
+    let _hold = reaper::Hold::new(cat);
     // `cat` writes into a pipe without reader: SIGPIPE ends it.
     p.send(b"bye\n");
     p.close_stdin();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 
 use crate::check::{same, Check, Ctx, Exercise};
-use crate::harness::{contain, procfs, show, Failure, Program, Step};
+use crate::harness::{procfs, reaper, show, Failure, Program, Step};
 
 const BIN: &str = "shm-handshake";
 
@@ -276,7 +276,7 @@ fn reaped(cx: &mut Ctx) -> Step {
     let cpid = first_line(cx, &mut p)?;
     // If the parent exits without reaping, the child's zombie comes to the
     // grader (a subreaper); keep it there to be seen.
-    let _hold = contain::Hold::new(cpid);
+    let _hold = reaper::Hold::new(cpid);
     rest_of_handshake(cx, &mut p, cpid, None)?;
     if procfs::state(cpid).is_some() {
         return Err(Failure::wrong(

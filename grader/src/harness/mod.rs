@@ -1,17 +1,24 @@
-//! How a student program is run: started clean ([`spawn`]), contained and
-//! cleaned up ([`contain`]), driven and waited on ([`program`]), observed
-//! through `/proc` ([`procfs`]), and how its failures are named
-//! ([`failure`]).
+//! How a student program is run: started clean ([`spawn`]), kept on a leash
+//! and cleaned up after ([`leash`]), driven and waited on ([`program`],
+//! [`net`]), observed through `/proc` ([`procfs`]), and how its failures are
+//! named ([`failure`]).
+//!
+//! Underneath: every wait is a [`deadline::wait`] bounded by a
+//! [`deadline::Deadline`], and every process the grader starts — a program,
+//! `cargo build`, a gradebook's grader — is started with
+//! [`reaper::spawn_tracked`], so that orphan reaping leaves it to its owner.
 //!
 //! Checks never touch processes directly: they start a [`Program`], send it
 //! stimuli, and wait for observable events with a deadline.
 
 pub mod capture;
-pub mod contain;
+pub mod deadline;
 pub mod failure;
+pub mod leash;
 pub mod net;
 pub mod procfs;
 pub mod program;
+pub mod reaper;
 pub mod spawn;
 
 pub use failure::{show, size, Exit, Failure, Kind, Step};

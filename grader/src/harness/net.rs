@@ -1,17 +1,19 @@
 //! The grader's side of a TCP connection to a student's server.
 //!
-//! Like [`super::Program`], every wait is one `poll` with a deadline on the
-//! socket; bytes are read as they come, kept up to a cap. Loopback only:
-//! the grader connects to the address the server printed.
+//! Like [`super::Program`], every wait is one loop (`Conn::pump`) around a
+//! [`deadline::wait`] on the socket; bytes are read as they come, kept up to
+//! a cap. Loopback only: the grader connects to the address the server
+//! printed.
 
 use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 
 use super::capture::Capture;
+use super::deadline::{self, Deadline};
 use super::failure::{show, size, Failure, Kind, Step};
 use super::program::SharedTranscript;
 
@@ -56,37 +58,36 @@ impl Conn {
     }
 
     pub fn send_quiet(&mut self, bytes: &[u8], timeout: Duration) -> Step {
-        let deadline = Instant::now() + timeout;
         let mut off = 0;
-        while off < bytes.len() {
-            match self.stream.write(&bytes[off..]) {
+        let sent = self.pump(Deadline::after(timeout), true, |c| loop {
+            if off == bytes.len() {
+                return Some(Ok(()));
+            }
+            match c.stream.write(&bytes[off..]) {
                 Ok(n) => off += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if Instant::now() >= deadline {
-                        return Err(Failure::new(
-                            Kind::TimedOut,
-                            format!(
-                                "{} could send only {} of {} in {:.1} s: the server stopped reading",
-                                self.name,
-                                size(off),
-                                size(bytes.len()),
-                                timeout.as_secs_f64()
-                            ),
-                            "the server to keep reading (and echoing) while the client sends",
-                        ));
-                    }
-                    self.poll_once(true, deadline);
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
                 Err(e) => {
-                    return Err(Failure::wrong(
-                        format!("{}'s send failed after {}: {e}", self.name, size(off)),
+                    return Some(Err(Failure::wrong(
+                        format!("{}'s send failed after {}: {e}", c.name, size(off)),
                         "the connection to stay open",
-                    ))
+                    )))
                 }
             }
-        }
-        Ok(())
+        });
+        sent.unwrap_or_else(|| {
+            Err(Failure::new(
+                Kind::TimedOut,
+                format!(
+                    "{} could send only {} of {} in {:.1} s: the server stopped reading",
+                    self.name,
+                    size(off),
+                    size(bytes.len()),
+                    timeout.as_secs_f64()
+                ),
+                "the server to keep reading (and echoing) while the client sends",
+            ))
+        })
     }
 
     /// One non-blocking attempt to send from `bytes`; returns how many went
@@ -105,20 +106,17 @@ impl Conn {
     /// returns how many bytes went out.
     pub fn send_stalled(&mut self, bytes: &[u8], stall: Duration) -> usize {
         self.log.borrow_mut().did(format!("{} sent without reading for {:.1} s", self.name, stall.as_secs_f64()));
-        let until = Instant::now() + stall;
+        let until = Deadline::after(stall);
         let mut off = 0;
         while off < bytes.len() {
             match self.stream.write(&bytes[off..]) {
                 Ok(n) => off += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if until.passed() {
                         break;
                     }
-                    let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::POLLOUT)];
-                    let ms = left.as_millis().clamp(1, 60_000) as u16;
-                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                    deadline::wait(&mut [PollFd::new(self.stream.as_fd(), PollFlags::POLLOUT)], until);
                 }
                 Err(_) => break,
             }
@@ -145,13 +143,26 @@ impl Conn {
         self.log.borrow_mut().did(format!("{} closed the connection", self.name));
     }
 
-    fn poll_once(&mut self, want_write: bool, deadline: Instant) {
-        let left = deadline.saturating_duration_since(Instant::now());
+    /// The one wait loop of a connection: read what came, ask `turn` whether
+    /// the wait is over, else wait for the next bytes (or, with
+    /// `want_write`, for room to send). `None` when `until` passed first.
+    fn pump<T>(
+        &mut self,
+        until: Deadline,
+        want_write: bool,
+        mut turn: impl FnMut(&mut Conn) -> Option<Step<T>>,
+    ) -> Option<Step<T>> {
         let flags = if want_write { PollFlags::POLLIN | PollFlags::POLLOUT } else { PollFlags::POLLIN };
-        let mut fds = [PollFd::new(self.stream.as_fd(), flags)];
-        let ms = left.as_millis().clamp(if left.is_zero() { 0 } else { 1 }, 60_000) as u16;
-        let _ = poll(&mut fds, PollTimeout::from(ms));
-        self.drain();
+        loop {
+            self.drain();
+            if let Some(outcome) = turn(self) {
+                return Some(outcome);
+            }
+            if until.passed() {
+                return None;
+            }
+            deadline::wait(&mut [PollFd::new(self.stream.as_fd(), flags)], until);
+        }
     }
 
     /// Read what is there without blocking.
@@ -187,28 +198,28 @@ impl Conn {
         timeout: Duration,
         mut cond: impl FnMut(&mut Conn) -> Option<T>,
     ) -> Step<T> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.drain();
-            if let Some(v) = cond(self) {
-                return Ok(v);
+        let outcome = self.pump(Deadline::after(timeout), false, |c| {
+            if let Some(v) = cond(c) {
+                return Some(Ok(v));
             }
-            let got = if self.pending().is_empty() {
-                "nothing (more)".to_string()
-            } else {
-                format!("only {}", show(self.pending()))
-            };
-            if self.data.eof {
-                return Err(Failure::wrong(format!("{got}, then the server closed {}'s connection", self.name), what));
-            }
-            if Instant::now() >= deadline {
-                return Err(Failure::new(
-                    Kind::TimedOut,
-                    format!("{got} on {}'s connection within {:.1} s", self.name, timeout.as_secs_f64()),
-                    what,
-                ));
-            }
-            self.poll_once(false, deadline);
+            let closed = |c: &Conn| format!("{}, then the server closed {}'s connection", c.got(), c.name);
+            c.data.eof.then(|| Err(Failure::wrong(closed(c), what)))
+        });
+        outcome.unwrap_or_else(|| {
+            Err(Failure::new(
+                Kind::TimedOut,
+                format!("{} on {}'s connection within {:.1} s", self.got(), self.name, timeout.as_secs_f64()),
+                what,
+            ))
+        })
+    }
+
+    /// What arrived and was not taken, for messages.
+    fn got(&self) -> String {
+        if self.pending().is_empty() {
+            "nothing (more)".to_string()
+        } else {
+            format!("only {}", show(self.pending()))
         }
     }
 
@@ -229,24 +240,19 @@ impl Conn {
 
     /// Expect EOF with nothing more before it.
     pub fn expect_eof(&mut self, what: &str, timeout: Duration) -> Step {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.drain();
-            if !self.pending().is_empty() {
-                return Err(Failure::wrong(format!("{} received {}", self.name, show(self.pending())), what));
+        let outcome = self.pump(Deadline::after(timeout), false, |c| {
+            if !c.pending().is_empty() {
+                return Some(Err(Failure::wrong(format!("{} received {}", c.name, show(c.pending())), what)));
             }
-            if self.data.eof {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(Failure::new(
-                    Kind::TimedOut,
-                    format!("{}'s connection still open after {:.1} s", self.name, timeout.as_secs_f64()),
-                    what,
-                ));
-            }
-            self.poll_once(false, deadline);
-        }
+            c.data.eof.then_some(Ok(()))
+        });
+        outcome.unwrap_or_else(|| {
+            Err(Failure::new(
+                Kind::TimedOut,
+                format!("{}'s connection still open after {:.1} s", self.name, timeout.as_secs_f64()),
+                what,
+            ))
+        })
     }
 }
 
@@ -271,7 +277,7 @@ impl Listener {
     /// Wait for the program to connect; give up early when `exit_fd` (a
     /// pidfd of the program) reports that it exited.
     pub fn accept(&self, name: &str, exit_fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> Step<Conn> {
-        let deadline = Instant::now() + timeout;
+        let until = Deadline::after(timeout);
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
@@ -279,8 +285,7 @@ impl Listener {
                     return Conn::new(name, stream, self.log.clone());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    if until.passed() {
                         return Err(Failure::new(
                             Kind::TimedOut,
                             format!("no connection to {} within {:.1} s", self.addr(), timeout.as_secs_f64()),
@@ -291,8 +296,7 @@ impl Listener {
                         PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
                         PollFd::new(exit_fd, PollFlags::POLLIN),
                     ];
-                    let ms = left.as_millis().clamp(1, 60_000) as u16;
-                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                    deadline::wait(&mut fds, until);
                     if fds[1].any().unwrap_or(false) && !fds[0].any().unwrap_or(false) {
                         return Err(Failure::new(
                             Kind::WrongOutput,

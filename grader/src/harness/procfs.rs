@@ -25,12 +25,11 @@ pub struct Task {
 /// The fields of `/proc/PID/status` the checks read.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
+    /// Signals with a handler installed (`SigCgt`).
     pub sig_cgt: u64,
-    pub sig_ign: u64,
-    pub sig_blk: u64,
-    pub threads: u32,
+    /// Times the process gave up the CPU to wait (each wake-up of a polling
+    /// loop counts one).
     pub voluntary_ctxt_switches: u64,
-    pub nonvoluntary_ctxt_switches: u64,
 }
 
 impl Status {
@@ -51,6 +50,11 @@ fn stat_fields(text: &str) -> Option<Vec<&str>> {
 pub fn state(pid: Pid) -> Option<char> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat_fields(&text)?.first()?.chars().next()
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: Pid) -> bool {
+    !matches!(state(pid), None | Some('Z') | Some('X'))
 }
 
 /// CPU time (user + system) of the whole process in clock ticks (1/100 s),
@@ -80,14 +84,9 @@ pub fn status(pid: Pid) -> Option<Status> {
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else { continue };
         let value = value.trim();
-        let hex = || u64::from_str_radix(value, 16).unwrap_or(0);
         match key {
-            "SigCgt" => s.sig_cgt = hex(),
-            "SigIgn" => s.sig_ign = hex(),
-            "SigBlk" => s.sig_blk = hex(),
-            "Threads" => s.threads = value.parse().unwrap_or(0),
+            "SigCgt" => s.sig_cgt = u64::from_str_radix(value, 16).unwrap_or(0),
             "voluntary_ctxt_switches" => s.voluntary_ctxt_switches = value.parse().unwrap_or(0),
-            "nonvoluntary_ctxt_switches" => s.nonvoluntary_ctxt_switches = value.parse().unwrap_or(0),
             _ => {}
         }
     }

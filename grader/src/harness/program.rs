@@ -1,31 +1,33 @@
 //! A running student program and the one loop that waits on it.
 //!
-//! All waiting goes through [`Program::wait_for`]: a single `poll` over the
-//! program's stdout and stderr, its stdin (while the grader has bytes queued
-//! for it) and a pidfd that turns readable when it exits, bounded by a
-//! deadline. Output is read as it comes (so a chatty program never blocks on
-//! a full pipe), kept up to a cap and drained beyond it. Conditions that have
-//! no event of their own (a thread asleep, a handler installed) are sampled
-//! from `/proc` on a short back-off *inside* the same poll — the loop still
-//! wakes at once on output or exit.
+//! All waiting goes through one loop (`Program::pump`, behind
+//! [`Program::wait_for`], [`Program::wait_exit`] and [`Program::observe`]):
+//! a [`deadline::wait`] on the program's stdout and stderr, its stdin (while
+//! the grader has bytes queued for it) and a pidfd that turns readable when
+//! it exits, bounded by a [`Deadline`]. Output is read as it comes (so a
+//! chatty program never blocks on a full pipe), kept up to a cap and drained
+//! beyond it. Conditions that have no event of their own (a thread asleep, a
+//! handler installed) are sampled from `/proc` on a short back-off *inside*
+//! the same loop — it still wakes at once on output or exit.
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::Child;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{write, Pid};
 
 use super::capture::Capture;
-use super::contain::{self, Leash};
+use super::deadline::{self, Deadline};
 use super::failure::{show, size, Exit, Failure, Kind, Step};
+use super::leash::Leash;
 use super::procfs;
+use super::reaper::{self, SpawnError, Tracked};
 use super::spawn::{self, Spec};
 
 /// What a check did, in order, for the failure report. Shared by the check
@@ -113,12 +115,13 @@ pub struct Options {
 }
 
 /// A student program, started clean and contained (see [`super::spawn`] and
-/// [`super::contain`]). Dropping it kills and reaps everything it created.
+/// [`super::leash`]). Dropping it kills and reaps everything it created.
 pub struct Program {
     /// Binary name for messages (`sigecho`).
     pub name: String,
     pid: Pid,
-    child: Child,
+    /// Dropped before `leash`: the cgroup can go once the leader is reaped.
+    child: Tracked,
     pidfd: OwnedFd,
     leash: Leash,
     stdin: Option<OwnedFd>,
@@ -150,18 +153,16 @@ impl Program {
         // Taken before the fork: lower time bounds count from here, and the
         // program may run (arm its alarm) before `spawn` returns.
         let started = Instant::now();
-        let spawning = contain::may_spawn().ok_or_else(|| Failure::grader("the grader is stopping"))?;
-        let mut child = cmd.spawn().map_err(|e| {
-            Failure::new(
+        let mut child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
+            SpawnError::Stopping => Failure::grader("the grader is stopping"),
+            SpawnError::Io(e) => Failure::new(
                 Kind::Crashed,
                 format!("`{}` could not be started: {e}", spec.path.display()),
                 "an executable program",
-            )
+            ),
         })?;
-        let pid = Pid::from_raw(child.id() as i32);
-        contain::track(pid);
-        drop(spawning);
-        let pidfd = contain::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
+        let pid = child.pid();
+        let pidfd = reaper::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
         let stdin: OwnedFd = child.stdin.take().map(Into::into).ok_or_else(|| Failure::grader("no stdin pipe"))?;
         set_nonblocking(&stdin);
         let out = Stream::new(
@@ -290,7 +291,7 @@ impl Program {
     /// How the program ended, if it has (without reaping it).
     pub fn exit(&mut self) -> Option<Exit> {
         if self.exit.is_none() {
-            self.exit = contain::peek_exit(&self.pidfd).and_then(|s| match s {
+            self.exit = reaper::peek_exit(&self.pidfd).and_then(|s| match s {
                 WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
                 WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
                 _ => None,
@@ -367,31 +368,17 @@ impl Program {
         sample: bool,
         mut cond: impl FnMut(&mut Program) -> Option<T>,
     ) -> Step<T> {
-        let deadline = Instant::now() + timeout;
-        let mut tick = Duration::from_millis(1);
-        loop {
-            self.flush_stdin();
-            if let Some(v) = cond(self) {
-                return Ok(v);
+        let outcome = self.pump(Deadline::after(timeout), sample, |p| {
+            if let Some(v) = cond(p) {
+                return Some(Ok(v));
             }
-            if self.out.data.overflowed() || self.err.data.overflowed() {
-                return Err(self.output_limit(what));
+            if let Some(f) = p.output_limit(what) {
+                return Some(Err(f));
             }
-            let exited = self.exit().is_some();
-            if exited && !self.out.open() && !self.err.open() {
-                return Err(self.ended_early(what));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(self.timed_out(what, timeout));
-            }
-            let mut wait = deadline - now;
-            if sample {
-                wait = wait.min(tick);
-                tick = (tick * 2).min(Duration::from_millis(8));
-            }
-            self.poll_once(wait);
-        }
+            let exited = p.exit().is_some();
+            (exited && !p.out.open() && !p.err.open()).then(|| Err(p.ended_early(what)))
+        });
+        outcome.unwrap_or_else(|| Err(self.timed_out(what, timeout)))
     }
 
     /// Wait for the next line on stdout.
@@ -412,23 +399,14 @@ impl Program {
 
     /// Wait until the program has exited and closed its output; return how.
     pub fn wait_exit(&mut self, what: &str, timeout: Duration) -> Step<Exit> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.flush_stdin();
-            if self.out.data.overflowed() || self.err.data.overflowed() {
-                return Err(self.output_limit(what));
+        let outcome = self.pump(Deadline::after(timeout), false, |p| {
+            if let Some(f) = p.output_limit(what) {
+                return Some(Err(f));
             }
-            if let Some(exit) = self.exit() {
-                if !self.out.open() && !self.err.open() {
-                    return Ok(exit);
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(self.timed_out(what, timeout));
-            }
-            self.poll_once(deadline - now);
-        }
+            let exit = p.exit()?;
+            (!p.out.open() && !p.err.open()).then_some(Ok(exit))
+        });
+        outcome.unwrap_or_else(|| Err(self.timed_out(what, timeout)))
     }
 
     /// Wait for the exit and require `code`. Crashes and panics are named as
@@ -444,26 +422,46 @@ impl Program {
     /// Keep pumping I/O for `span` (a measurement window, e.g. "idle for
     /// 0.5 s"); fails only if the program dies or floods output meanwhile.
     pub fn observe(&mut self, span: Duration, what: &str) -> Step {
-        let until = Instant::now() + span;
+        let outcome = self.pump(Deadline::after(span), false, |p| {
+            if let Some(f) = p.output_limit(what) {
+                return Some(Err(f));
+            }
+            let exit = p.exit()?;
+            Some(Err(p.classify(exit, what)))
+        });
+        outcome.unwrap_or(Ok(()))
+    }
+
+    /// The one wait loop: write queued stdin, ask `turn` whether the wait is
+    /// over, else wait for the next event (or, with `sample`, at most 1–8 ms
+    /// on a back-off). `None` when `deadline` passed first.
+    fn pump<T>(
+        &mut self,
+        deadline: Deadline,
+        sample: bool,
+        mut turn: impl FnMut(&mut Program) -> Option<Step<T>>,
+    ) -> Option<Step<T>> {
+        let mut tick = Duration::from_millis(1);
         loop {
             self.flush_stdin();
-            if self.out.data.overflowed() || self.err.data.overflowed() {
-                return Err(self.output_limit(what));
+            if let Some(outcome) = turn(self) {
+                return Some(outcome);
             }
-            if let Some(exit) = self.exit() {
-                return Err(self.classify(exit, what));
+            if deadline.passed() {
+                return None;
             }
-            let now = Instant::now();
-            if now >= until {
-                return Ok(());
+            if sample {
+                self.poll_once(deadline.sooner(tick));
+                tick = (tick * 2).min(Duration::from_millis(8));
+            } else {
+                self.poll_once(deadline);
             }
-            self.poll_once(until - now);
         }
     }
 
-    /// One `poll` over stdout, stderr, stdin (if bytes are queued) and the
+    /// One wait on stdout, stderr, stdin (if bytes are queued) and the
     /// pidfd; handle whatever is ready.
-    fn poll_once(&mut self, wait: Duration) {
+    fn poll_once(&mut self, until: Deadline) {
         let want_write = self.stdin.is_some() && self.stdin_backlog() > 0;
         let (out_open, err_open, alive) = (self.out.open(), self.err.open(), self.exit.is_none());
         {
@@ -480,8 +478,7 @@ impl Program {
             if alive {
                 fds.push(PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN));
             }
-            let ms = wait.as_millis().clamp(if wait.is_zero() { 0 } else { 1 }, 60_000) as u16;
-            let _ = poll(&mut fds, PollTimeout::from(ms));
+            deadline::wait(&mut fds, until);
         }
         // Reading and writing are non-blocking: doing them unconditionally
         // is as cheap as looking at revents, and simpler.
@@ -592,15 +589,23 @@ impl Program {
         Failure::new(Kind::TimedOut, got, what)
     }
 
-    fn output_limit(&mut self, what: &str) -> Failure {
-        let which = if self.out.data.overflowed() { "stdout" } else { "stderr" };
-        let cap = if self.out.data.overflowed() { self.out.data.cap } else { self.err.data.cap };
-        Failure::new(
-            Kind::OutputLimit,
-            format!("{} wrote more than {} to {which}; the grader stopped it", self.name, size(cap)),
-            what,
+    /// `Some` once the program wrote more than the cap to stdout or stderr.
+    fn output_limit(&self, what: &str) -> Option<Failure> {
+        let (which, cap) = if self.out.data.overflowed() {
+            ("stdout", self.out.data.cap)
+        } else if self.err.data.overflowed() {
+            ("stderr", self.err.data.cap)
+        } else {
+            return None;
+        };
+        Some(
+            Failure::new(
+                Kind::OutputLimit,
+                format!("{} wrote more than {} to {which}; the grader stopped it", self.name, size(cap)),
+                what,
+            )
+            .with_hint("a loop that never ends, or that does not stop at EOF / on an error?"),
         )
-        .with_hint("a loop that never ends, or that does not stop at EOF / on an error?")
     }
 }
 
@@ -622,10 +627,9 @@ impl Drop for Program {
                 ));
             }
         }
-        self.leash.kill_all(self.pid, Duration::from_secs(10));
+        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)));
         let _ = self.child.wait();
-        contain::untrack(self.pid);
-        contain::reap_orphans();
+        // Dropping `child` then gives its pid up and reaps the orphans.
     }
 }
 

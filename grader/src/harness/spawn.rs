@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use nix::sys::resource::{setrlimit, Resource};
 
-use super::contain::Leash;
+use super::leash::{Leash, TOKEN_VAR};
 
 /// Resource limits for one program. `None` leaves a limit as inherited.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
         .env("HOME", cwd)
         .env("LANG", "C.UTF-8")
         .env("RUST_BACKTRACE", "0")
-        .env(super::contain::TOKEN_VAR, &leash.token)
+        .env(TOKEN_VAR, &leash.token)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -107,7 +107,7 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
 
 /// Reset the signal mask and dispositions in the child of a helper command
 /// (cargo): the grader blocks SIGINT/SIGTERM/SIGHUP in its own threads (see
-/// `contain::guard_interrupts`), and children would inherit that mask.
+/// [`crate::interrupt::guard`]), and children would inherit that mask.
 pub fn reset_signals(cmd: &mut Command) {
     // SAFETY: runs between fork and exec; only async-signal-safe calls.
     unsafe {
