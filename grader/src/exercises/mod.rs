@@ -9,6 +9,7 @@ pub mod select;
 pub mod shm;
 pub mod signals;
 pub mod sockets;
+mod support;
 
 /// Every exercise, in course order.
 pub fn all() -> Vec<Exercise> {
