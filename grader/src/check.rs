@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcript};
 
-/// A check function. It only reads the context: what it starts and logs goes
-/// through the context's shared transcript.
+/// A check function. A shared `&Ctx` is enough: what the context records
+/// (the transcript, the binaries started) sits behind cells.
 pub type CheckFn = fn(&Ctx) -> Step;
 
 /// One graded behaviour of an exercise.

@@ -1,5 +1,7 @@
 //! What is checked: one module per exercise, each reading like the
-//! lecture's test plan for that slide set.
+//! lecture's test plan for that slide set; what several of them share
+//! (idleness, time bounds, reaping, diagnostics, test data) is in
+//! `support`.
 
 use crate::check::Exercise;
 
