@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcript};
 
-/// A check function.
-pub type CheckFn = fn(&mut Ctx) -> Step;
+/// A check function. A shared `&Ctx` is enough: what the context records
+/// (the transcript, the binaries started) sits behind cells.
+pub type CheckFn = fn(&Ctx) -> Step;
 
 /// One graded behaviour of an exercise.
 pub struct Check {
@@ -31,6 +32,20 @@ pub struct Check {
     /// The concept behind the check, shown when it fails.
     pub hint: &'static str,
     pub run: CheckFn,
+}
+
+impl Check {
+    /// A check that judges behaviour, not wall-clock time: it runs next to
+    /// other checks.
+    pub const fn new(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
+        Check { id, title, points, timing: false, hint, run }
+    }
+
+    /// A check that judges wall-clock time (when something happens): it
+    /// runs after the others, next to other timing checks only.
+    pub const fn timed(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
+        Check { id, title, points, timing: true, hint, run }
+    }
 }
 
 /// An exercise: its binaries and its checks.

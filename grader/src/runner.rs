@@ -136,8 +136,8 @@ fn run_queue(
 fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let Bins::Ready(bins) = &job.bins else { unreachable!("build errors are not queued") };
     let started = Instant::now();
-    let mut cx = Ctx::new(bins, settings.scale);
-    let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&mut cx))).unwrap_or_else(|p| {
+    let cx = Ctx::new(bins, settings.scale);
+    let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&cx))).unwrap_or_else(|p| {
         let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
         Err(Failure::grader(format!("the check itself panicked: {}", msg.unwrap_or_default())))
     });

@@ -1,6 +1,7 @@
-//! `framing` — binary `pipeframe` (SPEC §4.3; slides „Streams“, „Pipes“,
-//! „Bidirektionale Pipes“ with `sendData`/`receiveData`, „Konvertierungs-
-//! funktionen (2)“ and „Pipes, Sockets und Prozesse (5)“).
+//! `framing` — binary `pipeframe` (contract: exercises/framing/README.md;
+//! slides „Streams“, „Pipes“, „Bidirektionale Pipes“ with
+//! `sendData`/`receiveData`, „Konvertierungsfunktionen (2)“ and „Pipes,
+//! Sockets und Prozesse (5)“).
 //!
 //! The test plan: the bytes on the wire (big-endian length); the decoder
 //! under every split of its input (one byte at a time, everything at once,
@@ -9,11 +10,9 @@
 //! process closed the end it does not use, and EPIPE arrives once the reader
 //! is gone.
 
-use nix::unistd::Pid;
-
+use super::support::{expect_diagnostic, expect_some_stderr, live_children, WatchedChild};
 use crate::check::{same, same_line, Check, Ctx, Exercise};
-use crate::harness::{procfs, reaper};
-use crate::harness::{show, Exit, Failure, Program, Step};
+use crate::harness::{procfs, show, Exit, Failure, Program, Step};
 
 const BIN: &str = "pipeframe";
 
@@ -24,100 +23,90 @@ pub fn exercise() -> Exercise {
         slides: "„Streams“, „Bidirektionale Pipes“ (sendData/receiveData with htons), „Konvertierungsfunktionen (2)“, „Pipes, Sockets und Prozesse (5)“",
         bins: &[BIN],
         checks: vec![
-            Check {
-                id: "encode-bytes",
-                title: "encode: a 16-bit big-endian length, then the payload",
-                points: 10,
-                timing: false,
-                hint: "The length goes on the wire in network byte order (big-endian): `u16::try_from(len)` \
-                       then `.to_be_bytes()`, the `htons` of the slide. A 258-byte line starts `01 02`; little-endian would give `02 01`.",
-                run: encode_bytes,
-            },
-            Check {
-                id: "decode-basic",
-                title: "decode: each payload printed as a line, bytes exact",
-                points: 10,
-                timing: false,
-                hint: "Read the 2-byte header, convert with `u16::from_be_bytes` (ntohs), then read exactly that \
-                       many payload bytes and print them followed by `\\n`. Payloads are bytes, not UTF-8 text.",
-                run: decode_basic,
-            },
-            Check {
-                id: "decode-drip",
-                title: "decode: frames arriving one byte at a time",
-                points: 10,
-                timing: false,
-                hint: "A read returns what is there, possibly 1 byte: a pipe is a byte stream without message \
-                       boundaries (slide „Streams“). Keep reading until you have the whole header, then the whole \
-                       payload — and print a frame as soon as it is complete, not at EOF.",
-                run: decode_drip,
-            },
-            Check {
-                id: "decode-packed",
-                title: "decode: 1000 frames in one write",
-                points: 10,
-                timing: false,
-                hint: "One read can return many frames (and a piece of the next). Keep the bytes after a frame \
-                       for the next one instead of discarding the rest of the buffer.",
-                run: decode_packed,
-            },
-            Check {
-                id: "zero-length",
-                title: "zero-length frames and empty lines are data, not EOF",
-                points: 5,
-                timing: false,
-                hint: "A frame of length 0 is an empty line. EOF is `read` returning 0 bytes, not a header \
-                       saying 0.",
-                run: zero_length,
-            },
-            Check {
-                id: "max-length",
-                title: "65535 bytes fit in a frame; 65536 is refused with status 2",
-                points: 10,
-                timing: false,
-                hint: "A u16 holds at most 65535. Check the length before casting: `len as u16` silently \
-                       wraps 65536 to 0.",
-                run: max_length,
-            },
-            Check {
-                id: "truncated",
-                title: "EOF inside a frame: `truncated frame`, status 3",
-                points: 10,
-                timing: false,
-                hint: "EOF between frames is the normal end; EOF after part of a header or payload means the \
-                       stream was cut: say `truncated frame` on stderr and exit 3.",
-                run: truncated,
-            },
-            Check {
-                id: "relay-eof",
-                title: "relay: parent encodes into a pipe, child decodes; both end at EOF",
-                points: 15,
-                timing: false,
-                hint: "After `fork` both processes hold both pipe ends. The reader sees EOF only when every \
-                       write end is closed — also the copy in the child (slide „Pipes, Sockets und \
-                       Prozesse (5)“). Close the end you do not use right after the fork; the parent closes the \
-                       write end at stdin EOF and waits for the child.",
-                run: relay_eof,
-            },
-            Check {
-                id: "relay-child-max",
-                title: "relay --child-max: the parent's write fails with EPIPE, it reaps the child, status 4",
-                points: 10,
-                timing: false,
-                hint: "Writing into a pipe with no reader fails with EPIPE (or kills with SIGPIPE) — but only if \
-                       no process holds the read end any more, the parent included. Close the read end in the \
-                       parent, handle EPIPE, `waitpid` the child, exit 4.",
-                run: relay_child_max,
-            },
-            Check {
-                id: "encode-reader-gone",
-                title: "encode: reader gone → stops at once (SIGPIPE, or status 4 and one line)",
-                points: 10,
-                timing: false,
-                hint: "Rust ignores SIGPIPE, so `write` returns EPIPE: stop reading input, print one line to \
-                       stderr and exit 4. `println!` panics on EPIPE, and ignoring the error loops forever.",
-                run: encode_reader_gone,
-            },
+            Check::new(
+                "encode-bytes",
+                10,
+                "encode: a 16-bit big-endian length, then the payload",
+                "The length goes on the wire in network byte order (big-endian): `u16::try_from(len)` \
+                 then `.to_be_bytes()`, the `htons` of the slide. A 258-byte line starts `01 02`; little-endian would give `02 01`.",
+                encode_bytes
+            ),
+            Check::new(
+                "decode-basic",
+                10,
+                "decode: each payload printed as a line, bytes exact",
+                "Read the 2-byte header, convert with `u16::from_be_bytes` (ntohs), then read exactly that \
+                 many payload bytes and print them followed by `\\n`. Payloads are bytes, not UTF-8 text.",
+                decode_basic
+            ),
+            Check::new(
+                "decode-drip",
+                10,
+                "decode: frames arriving one byte at a time",
+                "A read returns what is there, possibly 1 byte: a pipe is a byte stream without message \
+                 boundaries (slide „Streams“). Keep reading until you have the whole header, then the whole \
+                 payload — and print a frame as soon as it is complete, not at EOF.",
+                decode_drip
+            ),
+            Check::new(
+                "decode-packed",
+                10,
+                "decode: 1000 frames in one write",
+                "One read can return many frames (and a piece of the next). Keep the bytes after a frame \
+                 for the next one instead of discarding the rest of the buffer.",
+                decode_packed
+            ),
+            Check::new(
+                "zero-length",
+                5,
+                "zero-length frames and empty lines are data, not EOF",
+                "A frame of length 0 is an empty line. EOF is `read` returning 0 bytes, not a header \
+                 saying 0.",
+                zero_length
+            ),
+            Check::new(
+                "max-length",
+                10,
+                "65535 bytes fit in a frame; 65536 is refused with status 2",
+                "A u16 holds at most 65535. Check the length before casting: `len as u16` silently \
+                 wraps 65536 to 0.",
+                max_length
+            ),
+            Check::new(
+                "truncated",
+                10,
+                "EOF inside a frame: `truncated frame`, status 3",
+                "EOF between frames is the normal end; EOF after part of a header or payload means the \
+                 stream was cut: say `truncated frame` on stderr and exit 3.",
+                truncated
+            ),
+            Check::new(
+                "relay-eof",
+                15,
+                "relay: parent encodes into a pipe, child decodes; both end at EOF",
+                "After `fork` both processes hold both pipe ends. The reader sees EOF only when every \
+                 write end is closed — also the copy in the child (slide „Pipes, Sockets und \
+                 Prozesse (5)“). Close the end you do not use right after the fork; the parent closes the \
+                 write end at stdin EOF and waits for the child.",
+                relay_eof
+            ),
+            Check::new(
+                "relay-child-max",
+                10,
+                "relay --child-max: the parent's write fails with EPIPE, it reaps the child, status 4",
+                "Writing into a pipe with no reader fails with EPIPE (or kills with SIGPIPE) — but only if \
+                 no process holds the read end any more, the parent included. Close the read end in the \
+                 parent, handle EPIPE, `waitpid` the child, exit 4.",
+                relay_child_max
+            ),
+            Check::new(
+                "encode-reader-gone",
+                10,
+                "encode: reader gone → stops at once (SIGPIPE, or status 4 and one line)",
+                "Rust ignores SIGPIPE, so `write` returns EPIPE: stop reading input, print one line to \
+                 stderr and exit 4. `println!` panics on EPIPE, and ignoring the error loops forever.",
+                encode_reader_gone
+            ),
         ],
     }
 }
@@ -138,7 +127,7 @@ fn lines(payloads: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Run `pipeframe ARGS` on `input` to completion; return the program.
-fn run_to_end(cx: &mut Ctx, args: &[&str], input: &[u8], status: i32, what: &str) -> Step<Program> {
+fn run_to_end(cx: &Ctx, args: &[&str], input: &[u8], status: i32, what: &str) -> Step<Program> {
     let mut p = cx.start(BIN, args)?;
     p.send(input);
     p.close_stdin();
@@ -146,19 +135,12 @@ fn run_to_end(cx: &mut Ctx, args: &[&str], input: &[u8], status: i32, what: &str
     Ok(p)
 }
 
+/// Every diagnostic is one line on stderr starting with `pipeframe:`.
 fn expect_stderr_line(p: &Program, containing: &str) -> Step {
-    let err = String::from_utf8_lossy(p.stderr());
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    match lines.as_slice() {
-        [line] if line.starts_with(BIN) && line.contains(containing) => Ok(()),
-        _ => Err(Failure::wrong(
-            format!("stderr {}", show(p.stderr())),
-            format!("one line starting with `{BIN}` and containing `{containing}`"),
-        )),
-    }
+    expect_diagnostic(p, &format!("{BIN}:"), containing)
 }
 
-fn encode_bytes(cx: &mut Ctx) -> Step {
+fn encode_bytes(cx: &Ctx) -> Step {
     let long = vec![b'b'; 258];
     let mut input = b"a\n\n".to_vec();
     input.extend_from_slice(&long);
@@ -167,13 +149,13 @@ fn encode_bytes(cx: &mut Ctx) -> Step {
     same("the encoded bytes", p.stdout(), &frames(&[b"a", b"", &long, b"xyz"]))
 }
 
-fn decode_basic(cx: &mut Ctx) -> Step {
+fn decode_basic(cx: &Ctx) -> Step {
     let payloads: [&[u8]; 4] = [b"hello", b"bytes \xff\x00\x80 kept", b"", b"Wello, world"];
     let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after decoding")?;
     same("the decoded lines", p.stdout(), &lines(&payloads))
 }
 
-fn decode_drip(cx: &mut Ctx) -> Step {
+fn decode_drip(cx: &Ctx) -> Step {
     let long = vec![b'L'; 300];
     let payloads: [&[u8]; 4] = [b"drip", b"", b"split", &long];
     let mut p = cx.start(BIN, &["decode"])?;
@@ -206,14 +188,14 @@ fn decode_drip(cx: &mut Ctx) -> Step {
     same("stdout after the last frame", p.stdout_pending(), b"")
 }
 
-fn decode_packed(cx: &mut Ctx) -> Step {
+fn decode_packed(cx: &Ctx) -> Step {
     let owned: Vec<Vec<u8>> = (0..1000).map(|i| format!("frame {i:04} {}", "p".repeat(i % 300)).into_bytes()).collect();
     let payloads: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
     let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after 1000 frames")?;
     same("the 1000 decoded lines", p.stdout(), &lines(&payloads))
 }
 
-fn zero_length(cx: &mut Ctx) -> Step {
+fn zero_length(cx: &Ctx) -> Step {
     let payloads: [&[u8]; 6] = [b"", b"a", b"", b"", b"b", b""];
     let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after decoding")?;
     same("the decoded lines (empty frames are empty lines)", p.stdout(), &lines(&payloads))?;
@@ -221,7 +203,7 @@ fn zero_length(cx: &mut Ctx) -> Step {
     same("the frames of empty lines", p.stdout(), &frames(&[b"", b"", b"x", b""]))
 }
 
-fn max_length(cx: &mut Ctx) -> Step {
+fn max_length(cx: &Ctx) -> Step {
     let biggest = vec![b'm'; 65535];
     let mut input = biggest.clone();
     input.push(b'\n');
@@ -229,14 +211,12 @@ fn max_length(cx: &mut Ctx) -> Step {
     input.extend_from_slice(b"\nafter\n");
     let p = run_to_end(cx, &["encode"], &input, 2, "exit status 2 for the 65536-byte line")?;
     same("stdout (the 65535-byte frame, written before the refused line)", p.stdout(), &frame(&biggest))?;
-    if p.stderr().is_empty() {
-        return Err(Failure::wrong("nothing on stderr", "a message saying the line is too long"));
-    }
+    expect_some_stderr(&p, "a message saying the line is too long")?;
     let p = run_to_end(cx, &["decode"], &frame(&biggest), 0, "exit status 0 after a 65535-byte frame")?;
     same("the decoded 65535-byte line", p.stdout(), &lines(&[&biggest]))
 }
 
-fn truncated(cx: &mut Ctx) -> Step {
+fn truncated(cx: &Ctx) -> Step {
     let cuts: [(&str, &[u8]); 2] = [("inside a header", b"\x00"), ("inside a payload", b"\x00\x05abc")];
     for (place, tail) in cuts {
         let mut input = frame(b"ok");
@@ -248,12 +228,7 @@ fn truncated(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-/// Living (not zombie) children of `pid`.
-fn live_children(pid: Pid) -> Vec<Pid> {
-    procfs::children(pid).into_iter().filter(|&c| !matches!(procfs::state(c), None | Some('Z'))).collect()
-}
-
-fn relay_eof(cx: &mut Ctx) -> Step {
+fn relay_eof(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["relay"])?;
     p.send(b"hello\n");
     let line = p.line("`5 hello` from the child", cx.secs(5.0))?;
@@ -261,9 +236,7 @@ fn relay_eof(cx: &mut Ctx) -> Step {
     let child =
         p.wait_for("a child process (relay forks)", cx.secs(2.0), true, |p| live_children(p.pid()).first().copied())?;
     cx.did(format!("saw pipeframe's child (pid {child})"));
-    // If the parent exits without reaping the child, the child (running or
-    // a zombie) comes to the grader, a subreaper: keep it there to be seen.
-    let _hold = reaper::Hold::new(child);
+    let watched = WatchedChild::new(child);
     let body: Vec<u8> = (0..300).flat_map(|i| format!("line {i:03} {}\n", "r".repeat(60)).into_bytes()).collect();
     p.send(b"\n");
     p.send(&body);
@@ -275,19 +248,18 @@ fn relay_eof(cx: &mut Ctx) -> Step {
         want.extend_from_slice(line);
         want.push(b'\n');
     }
-    if procfs::state(child).is_some() {
-        return Err(Failure::wrong(
+    watched
+        .expect_reaped(
             format!("the parent exited, but its child (pid {child}) had not been reaped by it"),
             "the parent to close its write end, then `waitpid` for the child before exiting",
         )
-        .with_hint("a parent that exits without `waitpid` leaves its child running or a zombie"));
-    }
+        .map_err(|f| f.with_hint("a parent that exits without `waitpid` leaves its child running or a zombie"))?;
     // The child may still be printing if the parent did not wait: compare
     // only once it is gone.
     same("the child's lines", p.stdout_pending(), &want)
 }
 
-fn relay_child_max(cx: &mut Ctx) -> Step {
+fn relay_child_max(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["relay", "--child-max", "2"])?;
     p.send(b"one\ntwo\n");
     for want in ["3 one", "3 two"] {
@@ -299,9 +271,7 @@ fn relay_child_max(cx: &mut Ctx) -> Step {
         (kids.len() == 1 && live_children(p.pid()).is_empty()).then(|| kids[0])
     })?;
     cx.did(format!("waited until the child (pid {child}) had exited"));
-    // Keep the child's zombie observable after the parent exits: if the
-    // parent did not reap it, it is re-parented to the grader.
-    let _hold = reaper::Hold::new(child);
+    let watched = WatchedChild::new(child);
     p.send(b"three\n");
     let exit =
         p.wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))?;
@@ -309,16 +279,13 @@ fn relay_child_max(cx: &mut Ctx) -> Step {
         Exit::Code(4) => expect_stderr_line(&p, "")?,
         other => return Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
     }
-    if procfs::state(child).is_some() {
-        return Err(Failure::wrong(
-            format!("the parent exited with status 4 but never reaped its child (pid {child} was left a zombie)"),
-            "`waitpid` for the child before exiting",
-        ));
-    }
-    Ok(())
+    watched.expect_reaped(
+        format!("the parent exited with status 4 but never reaped its child (pid {child} was left a zombie)"),
+        "`waitpid` for the child before exiting",
+    )
 }
 
-fn encode_reader_gone(cx: &mut Ctx) -> Step {
+fn encode_reader_gone(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["encode"])?;
     p.send(b"first line\n");
     p.wait_for("the first frame on stdout", cx.secs(5.0), false, |p| (p.stdout().len() >= 12).then_some(()))?;

@@ -1,5 +1,7 @@
 //! What is checked: one module per exercise, each reading like the
-//! lecture's test plan for that slide set.
+//! lecture's test plan for that slide set; what several of them share
+//! (idleness, time bounds, reaping, diagnostics, test data) is in
+//! `support`.
 
 use crate::check::Exercise;
 
@@ -9,6 +11,7 @@ pub mod select;
 pub mod shm;
 pub mod signals;
 pub mod sockets;
+mod support;
 
 /// Every exercise, in course order.
 pub fn all() -> Vec<Exercise> {

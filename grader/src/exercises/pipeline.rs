@@ -1,5 +1,5 @@
-//! `pipeline` — binary `pipeline` (SPEC §4.4; slides „Pipes“ and „Pipes,
-//! Sockets und Prozesse“ (1)–(5)).
+//! `pipeline` — binary `pipeline` (contract: exercises/pipeline/README.md;
+//! slides „Pipes“ and „Pipes, Sockets und Prozesse“ (1)–(5)).
 //!
 //! The test plan: the same bytes and status as `sh -c 'A | B | C'`
 //! (computed at check time); EOF through many stages, which only arrives if
@@ -10,8 +10,9 @@
 
 use std::path::PathBuf;
 
+use super::support::{pattern, settle, WatchedChild};
 use crate::check::{same, Check, Ctx, Exercise};
-use crate::harness::{procfs, reaper, show, Exit, Failure, Program, Spec, Step};
+use crate::harness::{procfs, show, Exit, Failure, Program, Spec, Step};
 
 const BIN: &str = "pipeline";
 
@@ -22,92 +23,83 @@ pub fn exercise() -> Exercise {
         slides: "„Pipes“, „Bidirektionale Pipes“ and „Pipes, Sockets und Prozesse“ (1)–(5)",
         bins: &[BIN],
         checks: vec![
-            Check {
-                id: "like-sh",
-                title: "prints exactly what `sh -c 'A | B | C'` prints",
-                points: 15,
-                timing: false,
-                hint: "Stage i reads from pipe i-1 and writes to pipe i: `dup2` the ends onto 0 and 1 in the \
-                       child, then `execvp(argv[0], argv)`. The first stage keeps the pipeline's stdin, the last \
-                       its stdout.",
-                run: like_sh,
-            },
-            Check {
-                id: "exit-status",
-                title: "exit status is the last stage's (128+N if killed by signal N)",
-                points: 10,
-                timing: false,
-                hint: "Remember the last stage's pid; when `waitpid` returns it, `WaitStatus::Exited(_, code)` \
-                       gives `code` and `WaitStatus::Signaled(_, sig, _)` gives `128 + sig`.",
-                run: exit_status,
-            },
-            Check {
-                id: "eof-propagation",
-                title: "`pipeline cat cat cat cat` ends when its stdin ends",
-                points: 15,
-                timing: false,
-                hint: "A reader sees EOF only when *every* copy of the pipe's write end is closed — in the \
-                       parent and in every child (slide „Pipes, Sockets und Prozesse (5)“). After each `fork`, \
-                       close in the parent the ends it handed on, and in each child every pipe end besides the \
-                       two it `dup2`ed.",
-                run: eof_propagation,
-            },
-            Check {
-                id: "sigpipe",
-                title: "`pipeline yes 'head -n 3'` ends promptly, nothing on stderr",
-                points: 10,
-                timing: false,
-                hint: "Rust sets SIGPIPE to SIG_IGN before `main`, and an ignored signal stays ignored across \
-                       `execvp`: `yes` then gets EPIPE and complains instead of dying quietly. Reset it in the \
-                       child before exec: `signal(Signal::SIGPIPE, SigHandler::SigDfl)`.",
-                run: sigpipe,
-            },
-            Check {
-                id: "inherited-state",
-                title: "every stage sees only fds 0, 1, 2, SIGPIPE at default, no blocked signals",
-                points: 15,
-                timing: false,
-                hint: "`nix::unistd::pipe()` does not set close-on-exec: every pipe end you do not close is \
-                       inherited by every later stage. Close them (or use `pipe2(OFlag::O_CLOEXEC)`; `dup2` \
-                       clears the flag on the copy).",
-                run: inherited_state,
-            },
-            Check {
-                id: "not-found",
-                title: "a command that cannot run: `pipeline: NAME: command not found`, status 127",
-                points: 10,
-                timing: false,
-                hint: "When `execvp` returns, it failed: print the message and leave the child with \
-                       `libc::_exit(127)`. Never fall back into the parent's loop — that child would fork the \
-                       remaining stages a second time.",
-                run: not_found,
-            },
-            Check {
-                id: "large-data",
-                title: "10 MiB through five `cat` stages, byte-exact",
-                points: 10,
-                timing: false,
-                hint: "The stages run at the same time, connected by pipes that hold 64 KiB: nothing may wait \
-                       for a stage to finish before starting the next.",
-                run: large_data,
-            },
-            Check {
-                id: "many-stages",
-                title: "20 stages",
-                points: 5,
-                timing: false,
-                hint: "Close the pipe ends in the parent as you go, or 20 stages hold 40 descriptors each.",
-                run: many_stages,
-            },
-            Check {
-                id: "no-zombies",
-                title: "finished stages are reaped while the pipeline runs, and all of them before it exits",
-                points: 10,
-                timing: false,
-                hint: "A stage that exited stays a zombie until `waitpid` collects it. Reap stages as they \
-                       finish (`waitpid(None, None)` — any child — until all are collected).",
-                run: no_zombies,
-            },
+            Check::new(
+                "like-sh",
+                15,
+                "prints exactly what `sh -c 'A | B | C'` prints",
+                "Stage i reads from pipe i-1 and writes to pipe i: `dup2` the ends onto 0 and 1 in the \
+                 child, then `execvp(argv[0], argv)`. The first stage keeps the pipeline's stdin, the last \
+                 its stdout.",
+                like_sh,
+            ),
+            Check::new(
+                "exit-status",
+                10,
+                "exit status is the last stage's (128+N if killed by signal N)",
+                "Remember the last stage's pid; when `waitpid` returns it, `WaitStatus::Exited(_, code)` \
+                 gives `code` and `WaitStatus::Signaled(_, sig, _)` gives `128 + sig`.",
+                exit_status,
+            ),
+            Check::new(
+                "eof-propagation",
+                15,
+                "`pipeline cat cat cat cat` ends when its stdin ends",
+                "A reader sees EOF only when *every* copy of the pipe's write end is closed — in the \
+                 parent and in every child (slide „Pipes, Sockets und Prozesse (5)“). After each `fork`, \
+                 close in the parent the ends it handed on, and in each child every pipe end besides the \
+                 two it `dup2`ed.",
+                eof_propagation,
+            ),
+            Check::new(
+                "sigpipe",
+                10,
+                "`pipeline yes 'head -n 3'` ends promptly, nothing on stderr",
+                "Rust sets SIGPIPE to SIG_IGN before `main`, and an ignored signal stays ignored across \
+                 `execvp`: `yes` then gets EPIPE and complains instead of dying quietly. Reset it in the \
+                 child before exec: `signal(Signal::SIGPIPE, SigHandler::SigDfl)`.",
+                sigpipe,
+            ),
+            Check::new(
+                "inherited-state",
+                15,
+                "every stage sees only fds 0, 1, 2, SIGPIPE at default, no blocked signals",
+                "`nix::unistd::pipe()` does not set close-on-exec: every pipe end you do not close is \
+                 inherited by every later stage. Close them (or use `pipe2(OFlag::O_CLOEXEC)`; `dup2` \
+                 clears the flag on the copy).",
+                inherited_state,
+            ),
+            Check::new(
+                "not-found",
+                10,
+                "a command that cannot run: `pipeline: NAME: command not found`, status 127",
+                "When `execvp` returns, it failed: print the message and leave the child with \
+                 `libc::_exit(127)`. Never fall back into the parent's loop — that child would fork the \
+                 remaining stages a second time.",
+                not_found,
+            ),
+            Check::new(
+                "large-data",
+                10,
+                "10 MiB through five `cat` stages, byte-exact",
+                "The stages run at the same time, connected by pipes that hold 64 KiB: nothing may wait \
+                 for a stage to finish before starting the next.",
+                large_data,
+            ),
+            Check::new(
+                "many-stages",
+                5,
+                "20 stages",
+                "Close the pipe ends in the parent as you go, or 20 stages hold 40 descriptors each.",
+                many_stages,
+            ),
+            Check::new(
+                "no-zombies",
+                10,
+                "finished stages are reaped while the pipeline runs, and all of them before it exits",
+                "A stage that exited stays a zombie until `waitpid` collects it. Reap stages as they \
+                 finish (`waitpid(None, None)` — any child — until all are collected).",
+                no_zombies,
+            ),
         ],
     }
 }
@@ -138,12 +130,12 @@ fn reference(cx: &Ctx, stages: &[&str], input: &[u8]) -> Step<(Vec<u8>, Exit)> {
     Ok((sh.stdout().to_vec(), exit))
 }
 
-fn start(cx: &mut Ctx, stages: &[&str], cap: usize) -> Step<Program> {
+fn start(cx: &Ctx, stages: &[&str], cap: usize) -> Step<Program> {
     cx.start_with(BIN, stages, |_, opts| opts.output_cap = cap)
 }
 
 /// Run `pipeline STAGES` on `input` to its end; compare with `sh`.
-fn like(cx: &mut Ctx, stages: &[&str], input: &[u8]) -> Step {
+fn like(cx: &Ctx, stages: &[&str], input: &[u8]) -> Step {
     let (want, want_exit) = reference(cx, stages, input)?;
     let mut p = start(cx, stages, 32 << 20)?;
     p.send(input);
@@ -163,14 +155,14 @@ fn exit_code(e: Exit) -> i32 {
     }
 }
 
-fn like_sh(cx: &mut Ctx) -> Step {
+fn like_sh(cx: &Ctx) -> Step {
     let text = b"the quick brown fox\njumps over the lazy dog\nthe end\nfox\nthe end\n";
     like(cx, &["cat", "tr a-z A-Z", "sort", "uniq -c"], text)?;
     like(cx, &["seq 1 100", "grep 7", "wc -l"], b"")?;
     like(cx, &["echo hello world"], b"")
 }
 
-fn exit_status(cx: &mut Ctx) -> Step {
+fn exit_status(cx: &Ctx) -> Step {
     let term = probe("signal 15")?;
     let cases: [(&[&str], i32); 3] = [(&["true", "false"], 1), (&["false", "true"], 0), (&["true", &term], 143)];
     for (stages, want) in cases {
@@ -184,7 +176,7 @@ fn exit_status(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn eof_propagation(cx: &mut Ctx) -> Step {
+fn eof_propagation(cx: &Ctx) -> Step {
     let mut p = start(cx, &["cat", "cat", "cat", "cat"], 1 << 20)?;
     p.send(b"through four cats\n");
     let line = p.line("the line through four `cat`s", cx.secs(5.0))?;
@@ -193,7 +185,7 @@ fn eof_propagation(cx: &mut Ctx) -> Step {
     p.expect_exit(0, "exit status 0 once stdin ended (EOF must reach every stage)", cx.secs(5.0))
 }
 
-fn sigpipe(cx: &mut Ctx) -> Step {
+fn sigpipe(cx: &Ctx) -> Step {
     let mut p = start(cx, &["yes", "head -n 3"], 1 << 20)?;
     p.expect_exit(0, "exit status 0 promptly (`yes` ended by SIGPIPE)", cx.secs(5.0))?;
     same("stdout", p.stdout(), b"y\ny\ny\n")?;
@@ -206,7 +198,7 @@ fn sigpipe(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn inherited_state(cx: &mut Ctx) -> Step {
+fn inherited_state(cx: &Ctx) -> Step {
     let stages = [probe("report first")?, probe("report middle")?, probe("report last")?];
     let refs: Vec<&str> = stages.iter().map(String::as_str).collect();
     let mut p = start(cx, &refs, 1 << 20)?;
@@ -237,7 +229,7 @@ fn inherited_state(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn not_found(cx: &mut Ctx) -> Step {
+fn not_found(cx: &Ctx) -> Step {
     let mut p = start(cx, &["nosuchcmd-xyz", "echo hi"], 1 << 20)?;
     p.close_stdin();
     p.expect_exit(0, "exit status 0 (the last stage, `echo hi`, succeeded)", cx.secs(5.0))?;
@@ -248,8 +240,8 @@ fn not_found(cx: &mut Ctx) -> Step {
     p.expect_exit(127, "exit status 127 (the last stage could not be executed)", cx.secs(5.0))
 }
 
-fn large_data(cx: &mut Ctx) -> Step {
-    let data: Vec<u8> = (0..10u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+fn large_data(cx: &Ctx) -> Step {
+    let data = pattern(10 << 20, 4);
     let mut p = start(cx, &["cat"; 5], 12 << 20)?;
     p.send(&data);
     p.close_stdin();
@@ -257,7 +249,7 @@ fn large_data(cx: &mut Ctx) -> Step {
     same("the 10 MiB after five `cat`s", p.stdout(), &data)
 }
 
-fn many_stages(cx: &mut Ctx) -> Step {
+fn many_stages(cx: &Ctx) -> Step {
     let mut p = start(cx, &["cat"; 20], 1 << 20)?;
     p.send(b"twenty stages\n");
     p.close_stdin();
@@ -265,41 +257,33 @@ fn many_stages(cx: &mut Ctx) -> Step {
     same("stdout", p.stdout(), b"twenty stages\n")
 }
 
-fn no_zombies(cx: &mut Ctx) -> Step {
+fn no_zombies(cx: &Ctx) -> Step {
     let mut p = start(cx, &["cat", "echo started"], 1 << 20)?;
     // The last stage prints and exits at once; the first, `cat`, waits for
     // the pipeline's stdin, which stays open. Once `started` is out, the
     // last stage has run: from then on it may only be a zombie briefly.
     let line = p.line("`started` from the last stage", cx.secs(5.0))?;
     same("the last stage's line", &line, b"started")?;
-    let only_cat = p.wait_for("the finished last stage to be reaped while `cat` still runs", cx.secs(3.0), true, |p| {
-        let kids = procfs::children(p.pid());
-        match kids.as_slice() {
+    let only_cat = settle(&mut p, "the finished last stage to be reaped while `cat` still runs", cx.secs(3.0), |p| {
+        match procfs::children(p.pid()).as_slice() {
             [cat] if procfs::state(*cat) != Some('Z') && procfs::comm(*cat) == "cat" => Some(*cat),
             _ => None,
         }
-    });
-    let cat = match only_cat {
-        Ok(cat) => cat,
-        Err(f) if f.kind == crate::harness::Kind::TimedOut => {
-            return Err(Failure::wrong(
-                "the finished stage `echo started` stayed a zombie for 3 s while the first stage `cat` still ran",
-                "finished stages reaped as they finish",
-            ))
-        }
-        Err(f) => return Err(f),
+    })?;
+    let Some(cat) = only_cat else {
+        return Err(Failure::wrong(
+            "the finished stage `echo started` stayed a zombie for 3 s while the first stage `cat` still ran",
+            "finished stages reaped as they finish",
+        ));
     };
     cx.did("saw the finished stage `echo started` reaped while `cat` still ran");
-    let _hold = reaper::Hold::new(cat);
+    let watched = WatchedChild::new(cat);
     // `cat` writes into a pipe without reader: SIGPIPE ends it.
     p.send(b"bye\n");
     p.close_stdin();
     p.expect_exit(0, "exit status 0 (the status of the last stage, `echo`)", cx.secs(5.0))?;
-    if procfs::state(cat).is_some() {
-        return Err(Failure::wrong(
-            format!("the pipeline exited without reaping its first stage `cat` (pid {cat})"),
-            "every stage reaped (`waitpid`) before the pipeline exits",
-        ));
-    }
-    Ok(())
+    watched.expect_reaped(
+        format!("the pipeline exited without reaping its first stage `cat` (pid {cat})"),
+        "every stage reaped (`waitpid`) before the pipeline exits",
+    )
 }

@@ -1,5 +1,6 @@
-//! `shm` — binary `shm-handshake` (SPEC §4.2; slides „Implizite
-//! Kommunikation“ and „Beispiel: Gemeinsamer Speicher (1/2), (2/2)“).
+//! `shm` — binary `shm-handshake` (contract: exercises/shm/README.md;
+//! slides „Implizite Kommunikation“ and „Beispiel: Gemeinsamer Speicher
+//! (1/2), (2/2)“).
 //!
 //! The test plan: the handshake's lines and pids; messages copied exactly,
 //! up to the 2048-byte limit and without stale bytes; the lost-wakeup race,
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
+use super::support::{expect_some_stderr, measure_idle, Usage, WatchedChild};
 use crate::check::{same, Check, Ctx, Exercise};
-use crate::harness::{procfs, reaper, show, Failure, Program, Step};
+use crate::harness::{procfs, show, Failure, Program, Step};
 
 const BIN: &str = "shm-handshake";
 
@@ -23,78 +25,70 @@ pub fn exercise() -> Exercise {
         slides: "„Implizite Kommunikation“ and „Beispiel: Gemeinsamer Speicher (1/2), (2/2)“",
         bins: &[BIN],
         checks: vec![
-            Check {
-                id: "lines",
-                title: "the four lines of the handshake, with consistent pids",
-                points: 15,
-                timing: false,
-                hint: "The child prints `waiting`, `reading` and `writing`, then exits; the parent waits for it and \
-                       prints `Message from child CPID: …` last. CPID is the child's `getpid()`, PPID the parent's.",
-                run: lines,
-            },
-            Check {
-                id: "child-process",
-                title: "the child is a real process forked by the program",
-                points: 10,
-                timing: false,
-                hint: "Use `fork`: the child has its own pid and its parent is the program the grader started.",
-                run: child_process,
-            },
-            Check {
-                id: "custom-message",
-                title: "a custom UTF-8 message is copied exactly",
-                points: 10,
-                timing: false,
-                hint: "Copy the argument's bytes into the shared memory and read back exactly as many bytes \
-                       (store the length or a terminating NUL).",
-                run: custom_message,
-            },
-            Check {
-                id: "long-message",
-                title: "2048 bytes copied exactly, no stale bytes; 2049 bytes is a usage error",
-                points: 10,
-                timing: false,
-                hint: "The reply is shorter than a long message: without a terminator (or length) the parent reads \
-                       the reply followed by the rest of the message. Reject more than 2048 bytes before forking.",
-                run: long_message,
-            },
-            Check {
-                id: "race",
-                title: "50 handshakes with --delay-ms 0 (half on one CPU): none hangs or dies",
-                points: 25,
-                timing: false,
-                hint: "A signal sent before the child installed its handler kills it (default action); one sent \
-                       between the child's flag test and `pause()` is lost and the child waits forever. Block \
-                       SIGUSR1 *before* `fork` (`SigSet::thread_block`) and wait with `SigSet::wait` (sigwait) or \
-                       `sigsuspend`, which unblock and wait in one step.",
-                run: race,
-            },
-            Check {
-                id: "no-busy-wait",
-                title: "the waiting child uses no CPU while the parent sleeps",
-                points: 10,
-                timing: false,
-                hint: "`while !flag {}` burns a whole CPU. Wait in the kernel: `SigSet::wait` or `sigsuspend`.",
-                run: no_busy_wait,
-            },
-            Check {
-                id: "no-polling",
-                title: "the waiting child does not poll while the parent sleeps",
-                points: 10,
-                timing: false,
-                hint: "The slide's `while (!message) usleep(1000);` wakes up a thousand times a second — the \
-                       „aufwendiges busy-waiting“ the slide warns about. Sleep until the signal arrives.",
-                run: no_polling,
-            },
-            Check {
-                id: "reaped",
-                title: "the parent reaps its child before exiting",
-                points: 10,
-                timing: false,
-                hint: "`waitpid(child, None)` in the parent: it also guarantees the child has written its reply \
-                       before the parent reads it.",
-                run: reaped,
-            },
+            Check::new(
+                "lines",
+                15,
+                "the four lines of the handshake, with consistent pids",
+                "The child prints `waiting`, `reading` and `writing`, then exits; the parent waits for it and \
+                 prints `Message from child CPID: …` last. CPID is the child's `getpid()`, PPID the parent's.",
+                lines,
+            ),
+            Check::new(
+                "child-process",
+                10,
+                "the child is a real process forked by the program",
+                "Use `fork`: the child has its own pid and its parent is the program the grader started.",
+                child_process,
+            ),
+            Check::new(
+                "custom-message",
+                10,
+                "a custom UTF-8 message is copied exactly",
+                "Copy the argument's bytes into the shared memory and read back exactly as many bytes \
+                 (store the length or a terminating NUL).",
+                custom_message,
+            ),
+            Check::new(
+                "long-message",
+                10,
+                "2048 bytes copied exactly, no stale bytes; 2049 bytes is a usage error",
+                "The reply is shorter than a long message: without a terminator (or length) the parent reads \
+                 the reply followed by the rest of the message. Reject more than 2048 bytes before forking.",
+                long_message,
+            ),
+            Check::new(
+                "race",
+                25,
+                "50 handshakes with --delay-ms 0 (half on one CPU): none hangs or dies",
+                "A signal sent before the child installed its handler kills it (default action); one sent \
+                 between the child's flag test and `pause()` is lost and the child waits forever. Block \
+                 SIGUSR1 *before* `fork` (`SigSet::thread_block`) and wait with `SigSet::wait` (sigwait) or \
+                 `sigsuspend`, which unblock and wait in one step.",
+                race,
+            ),
+            Check::new(
+                "no-busy-wait",
+                10,
+                "the waiting child uses no CPU while the parent sleeps",
+                "`while !flag {}` burns a whole CPU. Wait in the kernel: `SigSet::wait` or `sigsuspend`.",
+                no_busy_wait,
+            ),
+            Check::new(
+                "no-polling",
+                10,
+                "the waiting child does not poll while the parent sleeps",
+                "The slide's `while (!message) usleep(1000);` wakes up a thousand times a second — the \
+                 „aufwendiges busy-waiting“ the slide warns about. Sleep until the signal arrives.",
+                no_polling,
+            ),
+            Check::new(
+                "reaped",
+                10,
+                "the parent reaps its child before exiting",
+                "`waitpid(child, None)` in the parent: it also guarantees the child has written its reply \
+                 before the parent reads it.",
+                reaped,
+            ),
         ],
     }
 }
@@ -138,17 +132,17 @@ fn rest_of_handshake(cx: &Ctx, p: &mut Program, cpid: Pid, msg: Option<&[u8]>) -
     same("the lines after `waiting for message...`", p.stdout_pending(), &want)
 }
 
-fn handshake(cx: &mut Ctx, args: &[&str], msg: Option<&[u8]>) -> Step {
+fn handshake(cx: &Ctx, args: &[&str], msg: Option<&[u8]>) -> Step {
     let mut p = cx.start(BIN, args)?;
     let cpid = first_line(cx, &mut p)?;
     rest_of_handshake(cx, &mut p, cpid, msg)
 }
 
-fn lines(cx: &mut Ctx) -> Step {
+fn lines(cx: &Ctx) -> Step {
     handshake(cx, &[], None)
 }
 
-fn child_process(cx: &mut Ctx) -> Step {
+fn child_process(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "300"])?;
     let cpid = first_line(cx, &mut p)?;
     match procfs::ppid(cpid) {
@@ -170,12 +164,12 @@ fn child_process(cx: &mut Ctx) -> Step {
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
-fn custom_message(cx: &mut Ctx) -> Step {
+fn custom_message(cx: &Ctx) -> Step {
     let msg = "Grüße aus dem Elternprozess — ✓ 🦀 „shm“";
     handshake(cx, &[msg], Some(msg.as_bytes()))
 }
 
-fn long_message(cx: &mut Ctx) -> Step {
+fn long_message(cx: &Ctx) -> Step {
     let mut msg = String::new();
     while msg.len() + "äöü€🦀x".len() <= 2048 {
         msg.push_str("äöü€🦀x");
@@ -188,13 +182,10 @@ fn long_message(cx: &mut Ctx) -> Step {
     let mut p = cx.start(BIN, &[&msg])?;
     p.expect_exit(1, "exit status 1 (usage error) for a 2049-byte message", cx.secs(5.0))?;
     same("stdout for a 2049-byte message", p.stdout(), b"")?;
-    if p.stderr().is_empty() {
-        return Err(Failure::wrong("nothing on stderr", "a usage message on stderr"));
-    }
-    Ok(())
+    expect_some_stderr(&p, "a usage message on stderr")
 }
 
-fn race(cx: &mut Ctx) -> Step {
+fn race(cx: &Ctx) -> Step {
     const RUNS: usize = 50;
     const BATCH: usize = 10;
     let mut done = 0;
@@ -229,60 +220,34 @@ fn race(cx: &mut Ctx) -> Step {
 }
 
 /// Start with `--delay-ms 500`, wait for the child to wait, and measure the
-/// child over 300 ms of the parent's sleep: (CPU ticks, voluntary switches).
-fn measure_waiting_child(cx: &mut Ctx) -> Step<(Program, Pid, u64, u64)> {
+/// child over 300 ms of the parent's sleep (what is left of the 500 ms once
+/// the child is seen waiting).
+fn measure_waiting_child(cx: &Ctx) -> Step<(Program, Pid, Usage)> {
     let mut p = cx.start(BIN, &["--delay-ms", "500"])?;
     let cpid = first_line(cx, &mut p)?;
-    let sample = |pid| {
-        let ticks = procfs::cpu_ticks(pid);
-        let switches = procfs::status(pid).map(|s| s.voluntary_ctxt_switches);
-        ticks.zip(switches)
-    };
-    let before = sample(cpid).ok_or_else(|| Failure::wrong(format!("no process {cpid}"), "the child waiting"))?;
-    p.observe(Duration::from_millis(300), "the parent to keep sleeping (--delay-ms 500)")?;
-    let after = sample(cpid)
-        .ok_or_else(|| Failure::wrong(format!("the child {cpid} gone before the parent woke"), "the child waiting"))?;
-    cx.did(format!(
-        "measured the child (pid {cpid}) over 300 ms of the parent's sleep: CPU time from /proc/{cpid}/stat, \
-         voluntary context switches from /proc/{cpid}/status"
-    ));
-    Ok((p, cpid, after.0 - before.0, after.1 - before.1))
+    let usage = measure_idle(&mut p, cpid, "the waiting child", Duration::from_millis(300), "while the parent sleeps")?;
+    Ok((p, cpid, usage))
 }
 
-fn no_busy_wait(cx: &mut Ctx) -> Step {
-    let (mut p, cpid, ticks, _) = measure_waiting_child(cx)?;
-    if ticks > 3 {
-        return Err(Failure::wrong(
-            format!("the waiting child used {} ms of CPU in 300 ms", ticks * 10),
-            "about 0 ms: a child blocked in sigwait/sigsuspend uses no CPU",
-        ));
-    }
+fn no_busy_wait(cx: &Ctx) -> Step {
+    let (mut p, cpid, usage) = measure_waiting_child(cx)?;
+    usage.expect_no_cpu("a child blocked in sigwait/sigsuspend uses no CPU")?;
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
-fn no_polling(cx: &mut Ctx) -> Step {
-    let (mut p, cpid, _, switches) = measure_waiting_child(cx)?;
-    if switches > 20 {
-        return Err(Failure::wrong(
-            format!("the waiting child woke up {switches} times in 300 ms (voluntary context switches)"),
-            "a handful at most: a child blocked until SIGUSR1 arrives sleeps",
-        ));
-    }
+fn no_polling(cx: &Ctx) -> Step {
+    let (mut p, cpid, usage) = measure_waiting_child(cx)?;
+    usage.expect_no_polling("a child blocked until SIGUSR1 arrives sleeps")?;
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
-fn reaped(cx: &mut Ctx) -> Step {
+fn reaped(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "200"])?;
     let cpid = first_line(cx, &mut p)?;
-    // If the parent exits without reaping, the child's zombie comes to the
-    // grader (a subreaper); keep it there to be seen.
-    let _hold = reaper::Hold::new(cpid);
+    let child = WatchedChild::new(cpid);
     rest_of_handshake(cx, &mut p, cpid, None)?;
-    if procfs::state(cpid).is_some() {
-        return Err(Failure::wrong(
-            format!("the parent exited but its child {cpid} was never reaped (left a zombie or running)"),
-            "the parent to `waitpid` for the child before exiting",
-        ));
-    }
-    Ok(())
+    child.expect_reaped(
+        format!("the parent exited but its child {cpid} was never reaped (left a zombie or running)"),
+        "the parent to `waitpid` for the child before exiting",
+    )
 }

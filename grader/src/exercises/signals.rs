@@ -1,5 +1,6 @@
-//! `signals` — binary `sigecho` (SPEC §4.1; slides „Bandbreite des
-//! Kommunikationskanals“ and „Beispiel“ with the `sighandler` program).
+//! `signals` — binary `sigecho` (contract: exercises/signals/README.md;
+//! slides „Bandbreite des Kommunikationskanals“ and „Beispiel“ with the
+//! `sighandler` program).
 //!
 //! The test plan: the echo itself; then each signal while the program sits
 //! blocked in `read` (the case the slide's `printf`-in-handler version gets
@@ -7,8 +8,11 @@
 //! the periodic alarm with a strict lower bound; a storm of signals during
 //! heavy echo; and no CPU burnt while idle.
 
+use std::time::Duration;
+
 use nix::sys::signal::Signal;
 
+use super::support::{measure_idle, not_before, time_left};
 use crate::check::{same, same_line, Check, Ctx, Exercise};
 use crate::harness::procfs::{self, Status};
 use crate::harness::{Failure, Kind, Program, Step};
@@ -22,103 +26,93 @@ pub fn exercise() -> Exercise {
         slides: "„Bandbreite des Kommunikationskanals“ (Signale) and „Beispiel“ (sighandler)",
         bins: &[BIN],
         checks: vec![
-            Check {
-                id: "ready",
-                title: "prints `ready PID` once its three handlers are installed",
-                points: 5,
-                timing: false,
-                hint: "Install the handlers for SIGINT, SIGALRM and SIGTERM with `sigaction`, arm the alarm, \
-                       and only then print `ready <pid>` (pid from `nix::unistd::getpid()`) and flush it.",
-                run: ready,
-            },
-            Check {
-                id: "echo",
-                title: "echoes lines byte-exactly, the last one even without newline, then `Exiting`",
-                points: 10,
-                timing: false,
-                hint: "Treat input as bytes, not text (a NUL or an invalid UTF-8 byte is data). Write each line \
-                       when its `\\n` arrives; at EOF write a pending partial line plus `\\n`, then `Exiting`.",
-                run: echo,
-            },
-            Check {
-                id: "exit-line",
-                title: "a line exactly `exit` ends with status 0; `exitfoo` is just echoed",
-                points: 5,
-                timing: false,
-                hint: "Compare the whole line. The slide's `strcmp(buffer, \"exit\", 4)` is a bug: it also \
-                       matches `exitfoo` (and `strcmp` takes no length at all).",
-                run: exit_line,
-            },
-            Check {
-                id: "eof",
-                title: "empty input: `ready`, `Exiting`, status 0",
-                points: 5,
-                timing: false,
-                hint: "`read` returning 0 means EOF: print `Exiting` and exit 0.",
-                run: eof,
-            },
-            Check {
-                id: "sigint-idle",
-                title: "SIGINT while blocked in `read` is answered at once, and it keeps running",
-                points: 15,
-                timing: false,
-                hint: "A handler installed with SA_RESTART (or std's `read_line`, which retries EINTR) sends the \
-                       program straight back into `read`: the flag is seen only when the next input comes. \
-                       Install the handler without SA_RESTART, so `nix::unistd::read` returns `Errno::EINTR`, \
-                       and handle the pending signal there.",
-                run: sigint_idle,
-            },
-            Check {
-                id: "sigint-mid-line",
-                title: "input read before a SIGINT is kept: `abc`, SIGINT, `def` gives `abcdef`",
-                points: 10,
-                timing: false,
-                hint: "EINTR is not EOF and not an error: keep the partial line you have buffered, print the \
-                       signal message as a whole line, and go on reading.",
-                run: sigint_mid_line,
-            },
-            Check {
-                id: "alarm-periodic",
-                title: "`--alarm 1`: `Caught signal 14` every second, never early",
-                points: 15,
-                timing: true,
-                hint: "`alarm` fires once. Re-arm it each time SIGALRM was caught (`alarm::set`), so it repeats.",
-                run: alarm_periodic,
-            },
-            Check {
-                id: "sigterm",
-                title: "SIGTERM: `Caught signal 15`, then exit status 0",
-                points: 10,
-                timing: false,
-                hint: "Catch SIGTERM like the others; after printing the message exit with status 0 instead of \
-                       being killed by the signal.",
-                run: sigterm,
-            },
-            Check {
-                id: "signal-storm",
-                title: "thousands of SIGINTs during heavy echo: nothing lost, corrupted, crashed or hung",
-                points: 15,
-                timing: false,
-                hint: "A handler may only do async-signal-safe work: set an atomic flag (or write to a \
-                       self-pipe). `println!` in a handler deadlocks or aborts when the signal hits while \
-                       the main loop holds stdout; print from the main loop, between whole lines.",
-                run: signal_storm,
-            },
-            Check {
-                id: "idle-cpu",
-                title: "no CPU and no polling while waiting for input",
-                points: 10,
-                timing: false,
-                hint: "Block in `read` (it returns on data, EOF or a signal). A loop around a non-blocking read, \
-                       `sleep`, or a flag check spins the CPU or wakes up hundreds of times a second.",
-                run: idle_cpu,
-            },
+            Check::new(
+                "ready",
+                5,
+                "prints `ready PID` once its three handlers are installed",
+                "Install the handlers for SIGINT, SIGALRM and SIGTERM with `sigaction`, arm the alarm, \
+                 and only then print `ready <pid>` (pid from `nix::unistd::getpid()`) and flush it.",
+                ready,
+            ),
+            Check::new(
+                "echo",
+                10,
+                "echoes lines byte-exactly, the last one even without newline, then `Exiting`",
+                "Treat input as bytes, not text (a NUL or an invalid UTF-8 byte is data). Write each line \
+                 when its `\\n` arrives; at EOF write a pending partial line plus `\\n`, then `Exiting`.",
+                echo,
+            ),
+            Check::new(
+                "exit-line",
+                5,
+                "a line exactly `exit` ends with status 0; `exitfoo` is just echoed",
+                "Compare the whole line. The slide's `strcmp(buffer, \"exit\", 4)` is a bug: it also \
+                 matches `exitfoo` (and `strcmp` takes no length at all).",
+                exit_line,
+            ),
+            Check::new(
+                "eof",
+                5,
+                "empty input: `ready`, `Exiting`, status 0",
+                "`read` returning 0 means EOF: print `Exiting` and exit 0.",
+                eof,
+            ),
+            Check::new(
+                "sigint-idle",
+                15,
+                "SIGINT while blocked in `read` is answered at once, and it keeps running",
+                "A handler installed with SA_RESTART (or std's `read_line`, which retries EINTR) sends the \
+                 program straight back into `read`: the flag is seen only when the next input comes. \
+                 Install the handler without SA_RESTART, so `nix::unistd::read` returns `Errno::EINTR`, \
+                 and handle the pending signal there.",
+                sigint_idle,
+            ),
+            Check::new(
+                "sigint-mid-line",
+                10,
+                "input read before a SIGINT is kept: `abc`, SIGINT, `def` gives `abcdef`",
+                "EINTR is not EOF and not an error: keep the partial line you have buffered, print the \
+                 signal message as a whole line, and go on reading.",
+                sigint_mid_line,
+            ),
+            Check::timed(
+                "alarm-periodic",
+                15,
+                "`--alarm 1`: `Caught signal 14` every second, never early",
+                "`alarm` fires once. Re-arm it each time SIGALRM was caught (`alarm::set`), so it repeats.",
+                alarm_periodic,
+            ),
+            Check::new(
+                "sigterm",
+                10,
+                "SIGTERM: `Caught signal 15`, then exit status 0",
+                "Catch SIGTERM like the others; after printing the message exit with status 0 instead of \
+                 being killed by the signal.",
+                sigterm,
+            ),
+            Check::new(
+                "signal-storm",
+                15,
+                "thousands of SIGINTs during heavy echo: nothing lost, corrupted, crashed or hung",
+                "A handler may only do async-signal-safe work: set an atomic flag (or write to a \
+                 self-pipe). `println!` in a handler deadlocks or aborts when the signal hits while \
+                 the main loop holds stdout; print from the main loop, between whole lines.",
+                signal_storm,
+            ),
+            Check::new(
+                "idle-cpu",
+                10,
+                "no CPU and no polling while waiting for input",
+                "Block in `read` (it returns on data, EOF or a signal). A loop around a non-blocking read, \
+                 `sleep`, or a flag check spins the CPU or wakes up hundreds of times a second.",
+                idle_cpu,
+            ),
         ],
     }
 }
 
 /// Start `sigecho` with `--alarm ALARM` and take its `ready PID` line.
-fn start(cx: &mut Ctx, alarm: &str) -> Step<Program> {
+fn start(cx: &Ctx, alarm: &str) -> Step<Program> {
     let mut p = cx.start(BIN, &["--alarm", alarm])?;
     let want = format!("ready {}", p.pid());
     let line = p.line(&format!("`{want}` as the first line"), cx.secs(5.0))?;
@@ -127,14 +121,14 @@ fn start(cx: &mut Ctx, alarm: &str) -> Step<Program> {
 }
 
 /// Wait until the program blocks waiting for input.
-fn wait_blocked(cx: &mut Ctx, p: &mut Program) -> Step {
+fn wait_blocked(cx: &Ctx, p: &mut Program) -> Step {
     p.wait_idle("sigecho to block reading its stdin", cx.secs(5.0))?;
     cx.did("waited until sigecho was blocked reading stdin");
     Ok(())
 }
 
 /// Close stdin and expect `Exiting` and status 0 with nothing else.
-fn finish(cx: &mut Ctx, p: &mut Program) -> Step {
+fn finish(cx: &Ctx, p: &mut Program) -> Step {
     p.close_stdin();
     let line = p.line("`Exiting` after stdin was closed", cx.secs(5.0))?;
     same_line(&line, "Exiting")?;
@@ -142,7 +136,7 @@ fn finish(cx: &mut Ctx, p: &mut Program) -> Step {
     same("stdout after `Exiting`", p.stdout_pending(), b"")
 }
 
-fn ready(cx: &mut Ctx) -> Step {
+fn ready(cx: &Ctx) -> Step {
     let p = start(cx, "0")?;
     let status = procfs::status(p.pid()).ok_or_else(|| Failure::grader("cannot read /proc/PID/status"))?;
     cx.did("read SigCgt in /proc/PID/status");
@@ -160,7 +154,7 @@ fn ready(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn echo(cx: &mut Ctx) -> Step {
+fn echo(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
     let input: &[u8] = b"hello, world\n\nbytes \xff\xfe\x00 kept\ntab\there\nexit now\nlast line without newline";
     p.send(input);
@@ -171,19 +165,19 @@ fn echo(cx: &mut Ctx) -> Step {
     same("the echo", p.stdout_pending(), &want)
 }
 
-fn exit_line(cx: &mut Ctx) -> Step {
+fn exit_line(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
     p.send(b"exitfoo\nexit\nthis line must not be echoed\n");
     p.expect_exit(0, "exit status 0 right after the line `exit` (stdin still open)", cx.secs(5.0))?;
     same("stdout after `ready`", p.stdout_pending(), b"exitfoo\n")
 }
 
-fn eof(cx: &mut Ctx) -> Step {
+fn eof(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
     finish(cx, &mut p)
 }
 
-fn expect_caught(cx: &mut Ctx, p: &mut Program, sig: i32) -> Step {
+fn expect_caught(cx: &Ctx, p: &mut Program, sig: i32) -> Step {
     let want = format!("Caught signal {sig}");
     let line = p.line(&format!("`{want}` promptly"), cx.secs(2.0)).map_err(|f| {
         if f.kind == Kind::TimedOut && f.got.contains("pipe_read") {
@@ -198,7 +192,7 @@ fn expect_caught(cx: &mut Ctx, p: &mut Program, sig: i32) -> Step {
     same_line(&line, &want)
 }
 
-fn sigint_idle(cx: &mut Ctx) -> Step {
+fn sigint_idle(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
     // Twice: a program that only looks at its flag before blocking may get
     // the first one right by luck of timing, not the second.
@@ -213,7 +207,7 @@ fn sigint_idle(cx: &mut Ctx) -> Step {
     finish(cx, &mut p)
 }
 
-fn sigint_mid_line(cx: &mut Ctx) -> Step {
+fn sigint_mid_line(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
     p.send(b"abc");
     wait_blocked(cx, &mut p)?;
@@ -225,27 +219,21 @@ fn sigint_mid_line(cx: &mut Ctx) -> Step {
     finish(cx, &mut p)
 }
 
-fn alarm_periodic(cx: &mut Ctx) -> Step {
+fn alarm_periodic(cx: &Ctx) -> Step {
     let mut p = start(cx, "1")?;
-    for k in 1..=2u32 {
-        let earliest = std::time::Duration::from_secs(k as u64);
-        let latest = earliest + cx.secs(1.0);
-        let left = latest.saturating_sub(p.elapsed());
+    for k in 1..=2u64 {
+        let earliest = Duration::from_secs(k);
+        let left = time_left(cx, p.elapsed(), earliest, 1.0);
         let line = p.line(&format!("`Caught signal 14` number {k}, {k} s after the start"), left)?;
         let at = p.elapsed();
         same_line(&line, "Caught signal 14")?;
-        if at < earliest {
-            return Err(Failure::wrong(
-                format!("alarm number {k} after {:.3} s", at.as_secs_f64()),
-                format!("not before {k} s (alarm every second)"),
-            ));
-        }
+        not_before(&format!("alarm number {k}"), at, earliest, "the start")?;
         cx.did(format!("saw alarm number {k} at {:.2} s", at.as_secs_f64()));
     }
     Ok(())
 }
 
-fn sigterm(cx: &mut Ctx) -> Step {
+fn sigterm(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
     wait_blocked(cx, &mut p)?;
     p.signal(Signal::SIGTERM);
@@ -253,7 +241,7 @@ fn sigterm(cx: &mut Ctx) -> Step {
     p.expect_exit(0, "exit status 0 after `Caught signal 15`", cx.secs(2.0))
 }
 
-fn signal_storm(cx: &mut Ctx) -> Step {
+fn signal_storm(cx: &Ctx) -> Step {
     const LINES: usize = 40_000;
     const SIGNALS: usize = 5_000;
     let mut p = start(cx, "0")?;
@@ -297,32 +285,11 @@ fn signal_storm(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn idle_cpu(cx: &mut Ctx) -> Step {
+fn idle_cpu(cx: &Ctx) -> Step {
     let mut p = start(cx, "0")?;
-    let span = std::time::Duration::from_millis(500);
-    let ticks0 = p.cpu_ticks();
-    let sw0 = procfs::status(p.pid()).map(|s| s.voluntary_ctxt_switches).unwrap_or(0);
-    p.observe(span, "sigecho to keep running while idle")?;
-    let ticks = p.cpu_ticks() - ticks0;
-    let switches = procfs::status(p.pid()).map(|s| s.voluntary_ctxt_switches).unwrap_or(0) - sw0;
-    cx.did("measured its CPU time (/proc/PID/stat) and voluntary context switches (/proc/PID/status) over 0.5 s without input");
-    // A blocked read uses no CPU at all; 3 ticks leave room for a stray
-    // wake-up while still catching a spinning loop that gets only a slice
-    // of a loaded machine.
-    if ticks > 3 {
-        return Err(Failure::wrong(
-            format!("{} ms of CPU time in 500 ms without input", ticks * 10),
-            "close to 0 ms: a blocked read uses no CPU",
-        )
-        .with_hint("it is spinning: a loop that never blocks"));
-    }
-    if switches > 25 {
-        return Err(Failure::new(
-            Kind::WrongOutput,
-            format!("{switches} wake-ups (voluntary context switches) in 500 ms without input"),
-            "almost none: a blocked read sleeps until something happens",
-        )
-        .with_hint("it is polling: sleeping briefly and looking again is busy waiting in slow motion"));
-    }
+    let pid = p.pid();
+    let usage = measure_idle(&mut p, pid, BIN, Duration::from_millis(500), "without input")?;
+    usage.expect_no_cpu("a blocked read uses no CPU")?;
+    usage.expect_no_polling("a blocked read sleeps until something happens")?;
     finish(cx, &mut p)
 }

@@ -1,5 +1,5 @@
-//! `sockets` — binaries `tcp-server` and `tcp-client` (SPEC §4.5; slides
-//! „Sockets“, „Socket-Programmierung“, „Ablauf: Server“, „Anlauf: Client“,
+//! `sockets` — binaries `tcp-server` and `tcp-client` (contract:
+//! exercises/sockets/README.md; slides „Sockets“, „Socket-Programmierung“, „Ablauf: Server“, „Anlauf: Client“,
 //! „Verbindungen (TCP)“, „Weitere Funktionen“, „Beispiel: Client/Server“,
 //! „Pipes, Sockets und Prozesse“).
 //!
@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::support::{
+    descriptors, expect_diagnostic, pattern, settle, start_server, with_whereabouts, zombie_children,
+};
 use crate::check::{same, Check, Ctx, Exercise};
-use crate::harness::net::{listening_addr, Listener};
-use crate::harness::{procfs, show, Conn, Failure, Kind, Program, Step};
+use crate::harness::net::Listener;
+use crate::harness::{show, Conn, Failure, Program, Step};
 
 const SERVER: &str = "tcp-server";
 const CLIENT: &str = "tcp-client";
@@ -23,12 +26,6 @@ const GREETING: &[u8] = b"Message from Server\n";
 /// More than loopback's socket buffers hold in both directions (about
 /// 4 MB each here): a server that drops the rest of a short write is seen.
 const BIG: usize = 16 << 20;
-
-macro_rules! check {
-    ($id:literal, $points:literal, $title:literal, $hint:literal, $run:ident) => {
-        Check { id: $id, title: $title, points: $points, timing: false, hint: $hint, run: $run }
-    };
-}
 
 pub fn exercise() -> Exercise {
     Exercise {
@@ -38,129 +35,129 @@ pub fn exercise() -> Exercise {
                  „Weitere Funktionen“, „Beispiel: Client“, „Beispiel: Server“",
         bins: &[SERVER, CLIENT],
         checks: vec![
-            check!(
+            Check::new(
                 "server-greeting",
                 6,
                 "server: `listening on` with the real port, then the greeting",
                 "socket, SO_REUSEADDR, bind, listen; print the address `getsockname` gives back (with `--port 0` \
                  the kernel picks the port). Each accepted client first gets `Message from Server\\n`.",
-                server_greeting
+                server_greeting,
             ),
-            check!(
+            Check::new(
                 "server-echo-large",
                 8,
                 "server: 16 MiB echoed byte-exact while the client stalls reading",
                 "`send`/`write` may write fewer bytes than asked: loop until everything is out. A reader that \
                  stalls makes your writes block or come up short.",
-                server_echo_large
+                server_echo_large,
             ),
-            check!(
+            Check::new(
                 "server-half-close",
                 6,
                 "server: after the client's half-close, the rest of the echo, then EOF",
                 "`read` returning 0 means the client shut down its sending side: finish echoing, then close.",
-                server_half_close
+                server_half_close,
             ),
-            check!(
+            Check::new(
                 "server-concurrent",
                 8,
                 "server: an idle client never delays 20 others",
                 "Serve each connection in its own thread (or process): the slide's server handles one client \
                  at a time.",
-                server_concurrent
+                server_concurrent,
             ),
-            check!(
+            Check::new(
                 "server-survives-resets",
                 6,
                 "server: clients that reset or vanish do not take it down",
                 "Writing to a connection the peer has closed raises SIGPIPE (default: death) or returns \
                  EPIPE/ECONNRESET. Keep SIGPIPE ignored (Rust's default) and end only that connection.",
-                server_survives_resets
+                server_survives_resets,
             ),
-            check!(
+            Check::new(
                 "server-restart",
                 6,
                 "server: restarts on the same port at once (TIME_WAIT)",
                 "The side that closes first keeps the port in TIME_WAIT for a minute; bind fails with EADDRINUSE \
                  unless SO_REUSEADDR is set before bind (`setsockopt(&fd, sockopt::ReuseAddr, &true)`).",
-                server_restart
+                server_restart,
             ),
-            check!(
+            Check::new(
                 "server-ipv6",
                 5,
                 "server: `--bind ::1`",
                 "Pick the address family from the address: `AddressFamily::Inet6` and `SockaddrIn6` for IPv6.",
-                server_ipv6
+                server_ipv6,
             ),
-            check!(
+            Check::new(
                 "server-bind-conflict",
                 5,
                 "server: a taken port gives the stated message and status 1",
                 "On a failed bind print `tcp-server: cannot bind ADDR:PORT: REASON` and exit 1 — no panic.",
-                server_bind_conflict
+                server_bind_conflict,
             ),
-            check!(
+            Check::new(
                 "server-signals",
                 5,
                 "server: SIGTERM and SIGINT end it with status 0, also with a client connected",
                 "Catch SIGINT and SIGTERM (a flag plus a self-pipe or a waiting thread) and exit 0; a thread \
                  blocked in `accept` or `read` must not keep the process alive.",
-                server_signals
+                server_signals,
             ),
-            check!(
+            Check::new(
                 "server-no-leaks",
                 5,
                 "server: 100 clients later, no extra descriptors, no zombies",
                 "Close every accepted socket when its client is done (drop the `OwnedFd`), and reap children \
                  if you fork per connection.",
-                server_no_leaks
+                server_no_leaks,
             ),
-            check!(
+            Check::new(
                 "client-greeting",
                 6,
                 "client: prints everything the server sends",
                 "Copy every byte from the socket to stdout, as bytes (the slide's `printf(\"%s\\n\", rb)` adds \
                  newlines and stops at NUL).",
-                client_greeting
+                client_greeting,
             ),
-            check!(
+            Check::new(
                 "client-duplex",
                 10,
                 "client: 16 MiB up and 16 MiB down at the same time",
                 "Copy both directions at once (`poll` over stdin and the socket, or two threads). A client \
                  that sends all of stdin before reading deadlocks as soon as both socket buffers are full.",
-                client_duplex
+                client_duplex,
             ),
-            check!(
+            Check::new(
                 "client-half-close",
                 8,
                 "client: at stdin EOF it half-closes, then prints the reply",
                 "At EOF on stdin call `shutdown(fd, Shutdown::Write)`: the server reads EOF but can still \
                  answer. Keep reading until the server closes.",
-                client_half_close
+                client_half_close,
             ),
-            check!(
+            Check::new(
                 "client-server-closes-first",
                 6,
                 "client: exits 0 when the server closes, stdin still open",
                 "When the socket reads EOF, write what you received and exit 0 — do not wait for stdin.",
-                client_server_closes_first
+                client_server_closes_first,
             ),
-            check!(
+            Check::new(
                 "client-refused",
                 5,
                 "client: nobody listening → the stated message and status 1",
                 "Try each address from `ToSocketAddrs`; if none connects print `tcp-client: cannot connect to \
                  HOST:PORT: REASON` and exit 1.",
-                client_refused
+                client_refused,
             ),
-            check!(
+            Check::new(
                 "client-names",
                 5,
                 "client: `localhost` and the IPv6 literal `::1`",
                 "Resolve with std's `(host, port).to_socket_addrs()` and create the socket in the family of \
                  each address.",
-                client_names
+                client_names,
             ),
         ],
     }
@@ -168,21 +165,10 @@ pub fn exercise() -> Exercise {
 
 // ----- the grader as client -------------------------------------------------
 
-/// Start `tcp-server ARGS` and read its address.
-fn start_server(cx: &mut Ctx, args: &[&str]) -> Step<(Program, SocketAddr)> {
-    let mut p = cx.start(SERVER, args)?;
-    let line = p.line("`listening on ADDR:PORT`", cx.secs(5.0))?;
-    let addr = listening_addr(&line)?;
-    if addr.port() == 0 {
-        return Err(Failure::wrong("port 0 in the `listening on` line", "the port the kernel chose (getsockname)"));
-    }
-    Ok((p, addr))
-}
-
 fn greeted(cx: &Ctx, p: &Program, addr: SocketAddr, name: &str) -> Step<Conn> {
-    let mut c = cx.connect(name, addr).map_err(at(p))?;
+    let mut c = cx.connect(name, addr).map_err(with_whereabouts(p))?;
     c.wait_for("`Message from Server` first", cx.secs(5.0), |c| (c.pending().len() >= GREETING.len()).then_some(()))
-        .map_err(at(p))?;
+        .map_err(with_whereabouts(p))?;
     let got = c.take_all();
     same("the greeting", &got[..GREETING.len().min(got.len())], GREETING)?;
     if got.len() > GREETING.len() {
@@ -194,27 +180,21 @@ fn greeted(cx: &Ctx, p: &Program, addr: SocketAddr, name: &str) -> Step<Conn> {
     Ok(c)
 }
 
-/// On a time-out talking to the server, say where it sat.
-fn at(p: &Program) -> impl FnOnce(Failure) -> Failure + '_ {
-    move |mut f| {
-        if f.kind == Kind::TimedOut {
-            let w = p.whereabouts();
-            f.got.push_str(&if w.is_empty() { "; the server had exited".to_string() } else { format!("; {w}") });
-        }
-        f
-    }
+/// Read until the peer closes (`what` names what should come first).
+fn until_eof(c: &mut Conn, what: &str, timeout: Duration) -> Step {
+    c.wait_for(what, timeout, |c| c.at_eof().then_some(()))
 }
 
 /// Send `data`, half-close, and expect exactly `data` back, then EOF.
 fn echo_round(cx: &Ctx, p: &Program, c: &mut Conn, data: &[u8]) -> Step {
-    c.send(data, cx.secs(10.0)).map_err(at(p))?;
+    c.send(data, cx.secs(10.0)).map_err(with_whereabouts(p))?;
     c.shutdown_write();
-    c.wait_for("the echo, then EOF", cx.secs(10.0), |c| c.at_eof().then_some(())).map_err(at(p))?;
+    until_eof(c, "the echo, then EOF", cx.secs(10.0)).map_err(with_whereabouts(p))?;
     same("the echo", &c.take_all(), data)
 }
 
-fn server_greeting(cx: &mut Ctx) -> Step {
-    let (p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_greeting(cx: &Ctx) -> Step {
+    let (p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     if addr.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST) {
         return Err(Failure::wrong(format!("listening on {addr}"), "the default address 127.0.0.1"));
     }
@@ -222,30 +202,30 @@ fn server_greeting(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn server_echo_large(cx: &mut Ctx) -> Step {
-    let (p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_echo_large(cx: &Ctx) -> Step {
+    let (p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     let mut c = greeted(cx, &p, addr, "client 1")?;
-    let data: Vec<u8> = (0..BIG as u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let data = pattern(BIG, 1);
     let sent = c.send_stalled(&data, Duration::from_secs(1));
-    c.send(&data[sent..], cx.secs(20.0)).map_err(at(&p))?;
+    c.send(&data[sent..], cx.secs(20.0)).map_err(with_whereabouts(&p))?;
     c.shutdown_write();
-    c.wait_for("all 16 MiB echoed, then EOF", cx.secs(20.0), |c| c.at_eof().then_some(())).map_err(at(&p))?;
+    until_eof(&mut c, "all 16 MiB echoed, then EOF", cx.secs(20.0)).map_err(with_whereabouts(&p))?;
     same("the 16 MiB echo", &c.take_all(), &data)
 }
 
-fn server_half_close(cx: &mut Ctx) -> Step {
-    let (p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_half_close(cx: &Ctx) -> Step {
+    let (p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     let mut c = greeted(cx, &p, addr, "client 1")?;
     echo_round(cx, &p, &mut c, b"half-close me\nand a partial line")
 }
 
-fn server_concurrent(cx: &mut Ctx) -> Step {
-    let (p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_concurrent(cx: &Ctx) -> Step {
+    let (p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     let _idle = greeted(cx, &p, addr, "idle client")?;
     cx.did("the idle client stays connected and sends nothing");
     let mut conns = Vec::new();
     for n in 1..=20 {
-        conns.push(cx.connect(&format!("client {n}"), addr).map_err(at(&p))?);
+        conns.push(cx.connect(&format!("client {n}"), addr).map_err(with_whereabouts(&p))?);
     }
     for (n, c) in conns.iter_mut().enumerate() {
         c.send_quiet(format!("client {}\n", n + 1).as_bytes(), cx.secs(5.0))?;
@@ -254,18 +234,16 @@ fn server_concurrent(cx: &mut Ctx) -> Step {
     for (n, c) in conns.iter_mut().enumerate() {
         let mut want = GREETING.to_vec();
         want.extend_from_slice(format!("client {}\n", n + 1).as_bytes());
-        c.wait_for("the greeting and the echo, then EOF, while the idle client waits", cx.secs(5.0), |c| {
-            c.at_eof().then_some(())
-        })
-        .map_err(at(&p))?;
+        until_eof(c, "the greeting and the echo, then EOF, while the idle client waits", cx.secs(5.0))
+            .map_err(with_whereabouts(&p))?;
         same(&format!("client {}'s bytes", n + 1), &c.take_all(), &want)?;
     }
     cx.did("all 20 clients were served");
     Ok(())
 }
 
-fn server_survives_resets(cx: &mut Ctx) -> Step {
-    let (mut p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_survives_resets(cx: &Ctx) -> Step {
+    let (mut p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     // Stop the server while the clients come and go: the kernel completes
     // their connections in the listen queue, and the server meets them only
     // afterwards — already closed. A client that sent data and its FIN and
@@ -274,11 +252,11 @@ fn server_survives_resets(cx: &mut Ctx) -> Step {
     p.signal(Signal::SIGSTOP);
     let chunk = vec![b'r'; 16 << 10];
     for n in 1..=5 {
-        let mut c = cx.connect(&format!("vanishing client {n}"), addr).map_err(at(&p))?;
+        let mut c = cx.connect(&format!("vanishing client {n}"), addr).map_err(with_whereabouts(&p))?;
         c.send_quiet(&chunk, cx.secs(5.0))?;
         c.shutdown_write();
         c.reset();
-        let r = cx.connect(&format!("resetting client {n}"), addr).map_err(at(&p))?;
+        let r = cx.connect(&format!("resetting client {n}"), addr).map_err(with_whereabouts(&p))?;
         r.reset();
     }
     p.signal(Signal::SIGCONT);
@@ -292,16 +270,17 @@ fn server_survives_resets(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn server_restart(cx: &mut Ctx) -> Step {
-    let (mut p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_restart(cx: &Ctx) -> Step {
+    let (mut p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     let mut c = greeted(cx, &p, addr, "client 1")?;
     c.send(b"ping\n", cx.secs(5.0))?;
-    c.wait_for("the echo `ping`", cx.secs(5.0), |c| (c.pending() == b"ping\n").then_some(())).map_err(at(&p))?;
+    c.wait_for("the echo `ping`", cx.secs(5.0), |c| (c.pending() == b"ping\n").then_some(()))
+        .map_err(with_whereabouts(&p))?;
     p.signal(Signal::SIGTERM);
     p.expect_exit(0, "exit status 0 after SIGTERM", cx.secs(5.0))?;
     // The server closed first: once the client closes too, the server's
     // side of the connection sits in TIME_WAIT on the port.
-    c.wait_for("the connection closed by the stopped server", cx.secs(5.0), |c| c.at_eof().then_some(()))?;
+    until_eof(&mut c, "the connection closed by the stopped server", cx.secs(5.0))?;
     c.close();
     drop(p);
     let port = addr.port().to_string();
@@ -316,11 +295,11 @@ fn ipv6_available() -> bool {
     std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok()
 }
 
-fn server_ipv6(cx: &mut Ctx) -> Step {
+fn server_ipv6(cx: &Ctx) -> Step {
     if !ipv6_available() {
         return Err(Failure::skipped("this machine cannot bind [::1] (no IPv6 loopback)"));
     }
-    let (p, addr) = start_server(cx, &["--bind", "::1", "--port", "0"])?;
+    let (p, addr) = start_server(cx, SERVER, &["--bind", "::1", "--port", "0"])?;
     if addr.ip() != IpAddr::V6(Ipv6Addr::LOCALHOST) {
         return Err(Failure::wrong(format!("listening on {addr}"), "`listening on [::1]:PORT`"));
     }
@@ -328,25 +307,19 @@ fn server_ipv6(cx: &mut Ctx) -> Step {
     echo_round(cx, &p, &mut c, b"over IPv6\n")
 }
 
-fn server_bind_conflict(cx: &mut Ctx) -> Step {
+fn server_bind_conflict(cx: &Ctx) -> Step {
     let holder = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| Failure::grader(format!("cannot bind a port to hold: {e}")))?;
     let port = holder.local_addr().map_err(|e| Failure::grader(e.to_string()))?.port().to_string();
     cx.did(format!("the grader holds 127.0.0.1:{port} (listening)"));
     let mut p = cx.start(SERVER, &["--port", &port])?;
     p.expect_exit(1, "exit status 1 for a port that is taken", cx.secs(5.0))?;
-    let err = String::from_utf8_lossy(p.stderr()).into_owned();
-    let prefix = format!("tcp-server: cannot bind 127.0.0.1:{port}: ");
-    let lines: Vec<&str> = err.lines().collect();
-    match lines.as_slice() {
-        [line] if line.starts_with(&prefix) && line.len() > prefix.len() => Ok(()),
-        _ => Err(Failure::wrong(format!("stderr {}", show(p.stderr())), format!("one line `{prefix}REASON`"))),
-    }
+    expect_diagnostic(&p, &format!("{SERVER}: cannot bind 127.0.0.1:{port}: "), "")
 }
 
-fn server_signals(cx: &mut Ctx) -> Step {
+fn server_signals(cx: &Ctx) -> Step {
     for sig in [Signal::SIGTERM, Signal::SIGINT] {
-        let (mut p, addr) = start_server(cx, &["--port", "0"])?;
+        let (mut p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
         let _c = greeted(cx, &p, addr, "client 1")?;
         p.signal(sig);
         p.expect_exit(0, &format!("exit status 0 promptly after {sig}, a client still connected"), cx.secs(2.0))?;
@@ -354,34 +327,28 @@ fn server_signals(cx: &mut Ctx) -> Step {
     Ok(())
 }
 
-fn server_no_leaks(cx: &mut Ctx) -> Step {
-    let (mut p, addr) = start_server(cx, &["--port", "0"])?;
+fn server_no_leaks(cx: &Ctx) -> Step {
+    let (mut p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     let mut c = greeted(cx, &p, addr, "client 0")?;
     echo_round(cx, &p, &mut c, b"warm up\n")?;
     drop(c);
     // The server may close its side a moment after our EOF: settle first.
     p.observe(Duration::from_millis(100), "the server to keep running")?;
-    let baseline = procfs::fds(p.pid()).len();
+    let baseline = descriptors(&p);
     for n in 1..=100 {
-        let mut c = cx.connect(&format!("client {n}"), addr).map_err(at(&p))?;
+        let mut c = cx.connect(&format!("client {n}"), addr).map_err(with_whereabouts(&p))?;
         c.send_quiet(b"x", cx.secs(5.0))?;
         c.shutdown_write();
-        c.wait_for("greeting, echo and EOF", cx.secs(5.0), |c| c.at_eof().then_some(())).map_err(at(&p))?;
+        until_eof(&mut c, "greeting, echo and EOF", cx.secs(5.0)).map_err(with_whereabouts(&p))?;
     }
     cx.did(format!(
         "100 clients connected, sent a byte, half-closed and read the echo (baseline: {baseline} descriptors)"
     ));
-    let settled = p.wait_for("descriptors back at the baseline and no zombie", cx.secs(3.0), true, |p| {
-        let fds = procfs::fds(p.pid()).len();
-        let zombies = procfs::children(p.pid()).into_iter().filter(|&k| procfs::state(k) == Some('Z')).count();
-        (fds <= baseline && zombies == 0).then_some(())
-    });
-    if let Err(f) = settled {
-        if f.kind != Kind::TimedOut {
-            return Err(f);
-        }
-        let fds = procfs::fds(p.pid()).len();
-        let zombies = procfs::children(p.pid()).into_iter().filter(|&k| procfs::state(k) == Some('Z')).count();
+    let settled = settle(&mut p, "descriptors back at the baseline and no zombie", cx.secs(3.0), |p| {
+        (descriptors(p) <= baseline && zombie_children(p.pid()) == 0).then_some(())
+    })?;
+    if settled.is_none() {
+        let (fds, zombies) = (descriptors(&p), zombie_children(p.pid()));
         return Err(Failure::wrong(
             format!("{fds} descriptors (baseline {baseline}) and {zombies} zombie children after 100 clients"),
             format!("{baseline} descriptors and no zombies"),
@@ -393,7 +360,7 @@ fn server_no_leaks(cx: &mut Ctx) -> Step {
 // ----- the grader as server -------------------------------------------------
 
 /// Listen on `ip`, start `tcp-client HOST PORT`, accept it.
-fn start_client(cx: &mut Ctx, ip: IpAddr, host: &str, cap: usize) -> Step<(Program, Conn)> {
+fn start_client(cx: &Ctx, ip: IpAddr, host: &str, cap: usize) -> Step<(Program, Conn)> {
     let listener =
         Listener::bind(ip, cx.log.clone()).map_err(|e| Failure::grader(format!("cannot listen on {ip}: {e}")))?;
     let port = listener.addr().port().to_string();
@@ -407,29 +374,25 @@ fn start_client(cx: &mut Ctx, ip: IpAddr, host: &str, cap: usize) -> Step<(Progr
             let exit = p.wait_exit("tcp-client to end", cx.secs(2.0))?;
             return Err(p.classify(exit, "tcp-client to connect"));
         }
-        Err(mut f) => {
-            f.got.push_str(&format!("; {}", p.whereabouts()));
-            return Err(f);
-        }
+        Err(f) => return Err(with_whereabouts(&p)(f)),
     };
     Ok((p, c))
 }
 
-fn client_greeting(cx: &mut Ctx) -> Step {
+fn client_greeting(cx: &Ctx) -> Step {
     let (mut p, mut c) = start_client(cx, IpAddr::V4(Ipv4Addr::LOCALHOST), "127.0.0.1", 1 << 20)?;
     let data = b"Message from Server\nbytes \x00\xff kept\nno newline at the end";
     c.send(data, cx.secs(5.0))?;
     p.close_stdin();
-    c.wait_for("the client's EOF (it half-closes at stdin EOF)", cx.secs(5.0), |c| c.at_eof().then_some(()))?;
+    until_eof(&mut c, "the client's EOF (it half-closes at stdin EOF)", cx.secs(5.0))?;
     c.close();
     p.expect_exit(0, "exit status 0 after the server closed", cx.secs(5.0))?;
     same("the client's stdout", p.stdout(), data)
 }
 
-fn client_duplex(cx: &mut Ctx) -> Step {
+fn client_duplex(cx: &Ctx) -> Step {
     let (mut p, mut c) = start_client(cx, IpAddr::V4(Ipv4Addr::LOCALHOST), "127.0.0.1", BIG + (1 << 20))?;
-    let down: Vec<u8> = (0..BIG as u32).map(|i| (i.wrapping_mul(2246822519) >> 9) as u8).collect();
-    let up: Vec<u8> = (0..BIG as u32).map(|i| (i.wrapping_mul(3266489917) >> 7) as u8).collect();
+    let (down, up) = (pattern(BIG, 2), pattern(BIG, 3));
     p.send(&up);
     cx.did("the grader's server sends 16 MiB down while reading what comes up; stdin stays open");
     let mut off = 0;
@@ -467,18 +430,16 @@ fn client_duplex(cx: &mut Ctx) -> Step {
     same("the 16 MiB the client printed", p.stdout(), &down)?;
     same("the 16 MiB the client sent", &c.take_all(), &up)?;
     p.close_stdin();
-    c.wait_for("the client's EOF after its stdin ended", cx.secs(5.0), |c| c.at_eof().then_some(()))?;
+    until_eof(&mut c, "the client's EOF after its stdin ended", cx.secs(5.0))?;
     c.close();
     p.expect_exit(0, "exit status 0 after the server closed", cx.secs(5.0))
 }
 
-fn client_half_close(cx: &mut Ctx) -> Step {
+fn client_half_close(cx: &Ctx) -> Step {
     let (mut p, mut c) = start_client(cx, IpAddr::V4(Ipv4Addr::LOCALHOST), "127.0.0.1", 1 << 20)?;
     p.send(b"question\n");
     p.close_stdin();
-    c.wait_for("`question\\n`, then EOF (the client half-closes at stdin EOF)", cx.secs(5.0), |c| {
-        c.at_eof().then_some(())
-    })?;
+    until_eof(&mut c, "`question\\n`, then EOF (the client half-closes at stdin EOF)", cx.secs(5.0))?;
     same("what the client sent", &c.take_all(), b"question\n")?;
     c.send(b"answer after your EOF\n", cx.secs(5.0))?;
     c.close();
@@ -486,7 +447,7 @@ fn client_half_close(cx: &mut Ctx) -> Step {
     same("the client's stdout", p.stdout(), b"answer after your EOF\n")
 }
 
-fn client_server_closes_first(cx: &mut Ctx) -> Step {
+fn client_server_closes_first(cx: &Ctx) -> Step {
     let (mut p, mut c) = start_client(cx, IpAddr::V4(Ipv4Addr::LOCALHOST), "127.0.0.1", 1 << 20)?;
     c.send(b"goodbye\n", cx.secs(5.0))?;
     c.close();
@@ -495,7 +456,7 @@ fn client_server_closes_first(cx: &mut Ctx) -> Step {
     same("the client's stdout", p.stdout(), b"goodbye\n")
 }
 
-fn client_refused(cx: &mut Ctx) -> Step {
+fn client_refused(cx: &Ctx) -> Step {
     // A port that was free a moment ago and has no listener now.
     let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
@@ -504,15 +465,10 @@ fn client_refused(cx: &mut Ctx) -> Step {
         .to_string();
     let mut p = cx.start(CLIENT, &["127.0.0.1", &port])?;
     p.expect_exit(1, "exit status 1 when nobody listens", cx.secs(5.0))?;
-    let err = String::from_utf8_lossy(p.stderr()).into_owned();
-    let prefix = format!("tcp-client: cannot connect to 127.0.0.1:{port}: ");
-    match err.lines().collect::<Vec<_>>().as_slice() {
-        [line] if line.starts_with(&prefix) && line.len() > prefix.len() => Ok(()),
-        _ => Err(Failure::wrong(format!("stderr {}", show(p.stderr())), format!("one line `{prefix}REASON`"))),
-    }
+    expect_diagnostic(&p, &format!("{CLIENT}: cannot connect to 127.0.0.1:{port}: "), "")
 }
 
-fn client_names(cx: &mut Ctx) -> Step {
+fn client_names(cx: &Ctx) -> Step {
     let mut cases = vec![(IpAddr::V4(Ipv4Addr::LOCALHOST), "localhost")];
     if ipv6_available() {
         cases.push((IpAddr::V6(Ipv6Addr::LOCALHOST), "::1"));
