@@ -16,6 +16,24 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// One exercise of the grader's registry, as far as the tests need it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: &'static str,
+    pub bins: &'static [&'static str],
+    /// Check ids, in the registry's order.
+    pub checks: Vec<&'static str>,
+}
+
+/// Every exercise the grader knows, in course order: the one list the
+/// tests loop over, so adding an exercise needs no edit here.
+pub fn registry() -> Vec<Listed> {
+    grader::exercises::all()
+        .into_iter()
+        .map(|e| Listed { id: e.id, bins: e.bins, checks: e.checks.iter().map(|c| c.id).collect() })
+        .collect()
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -211,9 +229,14 @@ fn write_if_changed(path: &Path, contents: &str) {
 }
 
 /// The binaries of `solutions/<exercise>`: (name, path relative to the
-/// crate), from its `[[bin]]` entries or, without them, `src/bin/*.rs`.
+/// crate).
 pub fn solution_bins(exercise: &str) -> Vec<(String, String)> {
-    let dir = root().join("solutions").join(exercise);
+    crate_bins(&root().join("solutions").join(exercise))
+}
+
+/// The binaries of the crate in `dir`: (name, path relative to the crate),
+/// from its `[[bin]]` entries or, without them, `src/bin/*.rs`.
+pub fn crate_bins(dir: &Path) -> Vec<(String, String)> {
     let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap();
     let mut bins: Vec<(String, String)> = manifest
         .get("bin")

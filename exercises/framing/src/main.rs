@@ -26,14 +26,24 @@
 //! Exit status: 0 success, 1 usage or system error, 2 line too long for a
 //! frame, 3 truncated frame, 4 the reader of our output has gone (EPIPE).
 //!
-//! What is done for you: argument parsing, error reporting and exit codes
-//! ([`Failure`], [`report`]), buffered raw-descriptor I/O ([`Input`],
-//! [`Output`], [`write_all`], [`read_line`]), [`filter`] and [`wait_for`].
-//! What you write: every function whose body is `todo!()` — [`encode_frame`],
-//! [`read_full`], [`read_frame`], [`encode`], [`decode`], [`relay`],
-//! [`relay_parent`], [`relay_child`]. Suggested order: `encode_frame` and
-//! `encode` (check: `cargo grade framing --check encode`), then `read_full`,
-//! `read_frame` and `decode`, then the relay.
+//! Done for you (marked "(Provided.)"): argument parsing, error reporting
+//! and exit codes ([`Failure`], [`report`]), buffered raw-descriptor I/O
+//! ([`Input`], [`Output`], [`write_all`], [`read_line`]), [`Show`],
+//! [`filter`] and [`wait_for`].
+//!
+//! Your work is marked `todo!()`, TODO 1–8. Suggested order:
+//!
+//! 1. [`encode_frame`] — one frame: the 16-bit length, then the payload,
+//! 2. [`encode`] — one frame per input line.
+//!
+//!    Now `cargo grade framing --check encode` passes.
+//!
+//! 3. [`read_full`] — fill a buffer completely, however the bytes arrive,
+//! 4. [`read_frame`] — one frame back: header, then exactly that payload,
+//! 5. [`decode`] — one line per frame,
+//! 6. [`relay`] — `pipe`, `fork`, close the unused ends, `waitpid`,
+//! 7. [`relay_parent`] — encode stdin into the pipe,
+//! 8. [`relay_child`] — decode the pipe to stdout.
 //!
 //! Rules of the game (the grader checks them from outside):
 //! - never `println!`, never `unwrap()` on I/O: write through [`Output`] and
@@ -67,7 +77,7 @@ const CHUNK: usize = 64 * 1024;
 const USAGE: &str = "usage: pipeframe encode | pipeframe decode | pipeframe relay [--child-max N]";
 
 // ---------------------------------------------------------------------------
-// Errors and exit codes
+// Errors and exit codes (Provided.)
 // ---------------------------------------------------------------------------
 
 /// Everything that ends the program early. Each variant maps to one exit
@@ -131,7 +141,7 @@ fn report(result: Result<u8, Failure>) -> u8 {
 }
 
 // ---------------------------------------------------------------------------
-// Plumbing: buffered input and output on raw file descriptors
+// Plumbing: buffered input and output on raw file descriptors (Provided.)
 // ---------------------------------------------------------------------------
 
 /// Buffered reading from a raw descriptor (stdin or a pipe's read end).
@@ -268,8 +278,8 @@ fn read_line(input: &mut Input, output: &mut Output, line: &mut Vec<u8>) -> Resu
 // Framing — your part starts here
 // ---------------------------------------------------------------------------
 
-/// Appends one frame to `output`: the payload's length as two bytes in
-/// network byte order, then the payload itself. This is the slide's
+/// TODO 1 — append one frame to `output`: the payload's length as two bytes
+/// in network byte order, then the payload itself. This is the slide's
 /// `sendData` (slide "Bidirektionale Pipes").
 ///
 /// What to do:
@@ -289,8 +299,8 @@ fn encode_frame(payload: &[u8], output: &mut Output) -> Result<(), Failure> {
     todo!("encode_frame: header (u16::to_be_bytes) + payload")
 }
 
-/// Fills **all** of `buf` from the input and returns how many bytes it got:
-/// `buf.len()`, or fewer only if the input ended first.
+/// TODO 3 — fill **all** of `buf` from the input and return how many bytes
+/// it got: `buf.len()`, or fewer only if the input ended first.
 ///
 /// This is the loop the slide's `receiveData` is missing. A `read` on a pipe
 /// returns whatever is there *right now*: maybe one byte of your two-byte
@@ -308,7 +318,7 @@ fn read_full(input: &mut Input, output: &mut Output, buf: &mut [u8]) -> Result<u
     todo!("read_full: loop until buf is full or the input ends")
 }
 
-/// Reads the next frame's payload into `payload` (the slide's
+/// TODO 4 — read the next frame's payload into `payload` (the slide's
 /// `receiveData`, done right).
 ///
 /// Returns `Ok(true)` for a frame and `Ok(false)` for end of input *between*
@@ -332,7 +342,7 @@ fn read_frame(input: &mut Input, output: &mut Output, payload: &mut Vec<u8>) -> 
     todo!("read_frame: header, ntohs, payload; EOF between frames vs. truncated")
 }
 
-/// How `decode` prints each frame.
+/// How `decode` prints each frame. (Provided.)
 #[derive(Clone, Copy)]
 enum Show {
     /// `PAYLOAD\n` (subcommand `decode`).
@@ -341,7 +351,7 @@ enum Show {
     LenAndPayload,
 }
 
-/// `pipeframe encode`: one frame per input line.
+/// TODO 2 — `pipeframe encode`: one frame per input line.
 ///
 /// Loop: [`read_line`] into a `Vec<u8>` (it returns `Ok(false)` at end of
 /// input), and [`encode_frame`] each line. That's all: the line never
@@ -353,10 +363,10 @@ fn encode(input: &mut Input, output: &mut Output) -> Result<(), Failure> {
     todo!("encode: read_line + encode_frame until the input ends")
 }
 
-/// `pipeframe decode` (and the relay child): one output line per frame,
-/// until end of input or, if `max_frames` is `Some(n)`, until `n` frames
-/// have been printed (then return `Ok(())` at once, without reading more:
-/// that is `relay --child-max N`).
+/// TODO 5 — `pipeframe decode` (and the relay child): one output line per
+/// frame, until end of input or, if `max_frames` is `Some(n)`, until `n`
+/// frames have been printed (then return `Ok(())` at once, without reading
+/// more: that is `relay --child-max N`).
 ///
 /// Loop: [`read_frame`] into a reusable `Vec<u8>`; `Ok(false)` → done. For
 /// each frame push the payload and `b"\n"`; with [`Show::LenAndPayload`]
@@ -372,6 +382,7 @@ fn decode(input: &mut Input, output: &mut Output, show: Show, max_frames: Option
 /// Runs `body` from `input_fd` to `output_fd`, then writes out whatever
 /// output is still collected — also when `body` failed: the frames/lines
 /// produced before a too-long line or a truncated frame must be delivered.
+/// (Provided.)
 fn filter(
     input_fd: BorrowedFd,
     output_fd: BorrowedFd,
@@ -388,8 +399,9 @@ fn filter(
 // relay: pipe + fork — your part
 // ---------------------------------------------------------------------------
 
-/// `pipeframe relay [--child-max N]`: the slide "Bidirektionale Pipes" with
-/// the two ends of the pipe in two processes. Returns the exit status.
+/// TODO 6 — `pipeframe relay [--child-max N]`: the slide "Bidirektionale
+/// Pipes" with the two ends of the pipe in two processes. Returns the exit
+/// status.
 ///
 /// What to do:
 /// 1. `let (read_end, write_end) = pipe()` (`nix::unistd::pipe`; map the
@@ -425,10 +437,10 @@ fn relay(child_max: Option<u64>) -> Result<u8, Failure> {
     todo!("relay: pipe, fork, close the unused ends, waitpid")
 }
 
-/// Relay parent: encodes stdin lines into the pipe ([`filter`] from stdin to
-/// `write_end` with [`encode`]), then closes the write end (`drop`) — that
-/// close is what makes the child's `read` return 0 (EOF) — and returns the
-/// result.
+/// TODO 7 — the relay parent: encodes stdin lines into the pipe
+/// ([`filter`] from stdin to `write_end` with [`encode`]), then closes the
+/// write end (`drop`) — that close is what makes the child's `read` return 0
+/// (EOF) — and returns the result.
 ///
 /// When the child has already exited (`--child-max`), writing fails with
 /// EPIPE: [`write_all`] turns it into `Failure::ReaderGone` (exit 4). Rust
@@ -439,15 +451,17 @@ fn relay_parent(write_end: OwnedFd) -> Result<(), Failure> {
     todo!("relay_parent: encode stdin into the pipe, then close the write end")
 }
 
-/// Relay child: decodes frames from `read_end` and prints them on stdout as
-/// `LEN PAYLOAD` ([`filter`] with [`decode`] and [`Show::LenAndPayload`],
-/// stopping after `child_max` frames). Returns exit status 0 on success; the
-/// caller exits the process (which also closes the read end).
+/// TODO 8 — the relay child: decodes frames from `read_end` and prints them
+/// on stdout as `LEN PAYLOAD` ([`filter`] with [`decode`] and
+/// [`Show::LenAndPayload`], stopping after `child_max` frames). Returns exit
+/// status 0 on success; the caller exits the process (which also closes the
+/// read end).
 fn relay_child(read_end: OwnedFd, child_max: Option<u64>) -> Result<u8, Failure> {
     todo!("relay_child: decode the pipe to stdout as LEN PAYLOAD")
 }
 
 /// `waitpid` for `child`, retrying if a signal interrupts the wait.
+/// (Provided.)
 fn wait_for(child: Pid) -> Result<WaitStatus, Failure> {
     loop {
         match waitpid(child, None) {
@@ -459,7 +473,7 @@ fn wait_for(child: Pid) -> Result<WaitStatus, Failure> {
 }
 
 // ---------------------------------------------------------------------------
-// Command line
+// Command line (Provided.)
 // ---------------------------------------------------------------------------
 
 enum Command {

@@ -71,7 +71,7 @@ const MAX_MESSAGE: usize = 2048;
 const USAGE: &str = "usage: shm-handshake [--delay-ms N] [--] [MESSAGE]";
 
 // ---------------------------------------------------------------------------
-// Errors (provided)
+// Errors (Provided.)
 // ---------------------------------------------------------------------------
 
 /// Everything that ends the program early; each becomes one line on stderr
@@ -209,7 +209,7 @@ fn read_message(shm: &[u8]) -> &[u8] {
 }
 
 // ---------------------------------------------------------------------------
-// Output helpers (provided)
+// Output helpers (Provided.)
 // ---------------------------------------------------------------------------
 
 /// Writes the concatenation of `parts` and a newline to stdout as one
@@ -391,7 +391,7 @@ fn wait_for(child: Pid) -> Result<WaitStatus, Failure> {
 }
 
 // ---------------------------------------------------------------------------
-// Command line (provided)
+// Command line (Provided.)
 // ---------------------------------------------------------------------------
 
 /// What to do, from the command line. (Provided.)

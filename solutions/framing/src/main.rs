@@ -1,4 +1,5 @@
-//! `pipeframe` — reference solution of the ipc-lab exercise `framing` (SPEC §4.3).
+//! `pipeframe` — reference solution of the ipc-lab exercise `framing`; its
+//! contract is `exercises/framing/README.md`.
 //!
 //! A pipe is a *stream* (slide "Streams"): the kernel hands the reader a
 //! sequence of bytes, not the writer's messages. One `write` may arrive in

@@ -1,4 +1,5 @@
-//! `pipeline` — reference solution of the ipc-lab exercise `pipeline` (SPEC §4.4).
+//! `pipeline` — reference solution of the ipc-lab exercise `pipeline`; its
+//! contract is `exercises/pipeline/README.md`.
 //!
 //! ```text
 //! pipeline CMD [CMD ...]        e.g.  pipeline 'seq 1 100' 'grep 7' 'wc -l'
@@ -223,8 +224,8 @@ fn stage_child(argv: &[CString], input: Option<OwnedFd>, output: Option<(OwnedFd
     // `parse_args` guarantees at least one word per command.
     let Err(_errno) = execvp(&argv[0], argv);
 
-    // Whatever the reason (ENOENT, EACCES, ENOEXEC, …): SPEC §4.4 wants this
-    // one line and status 127.
+    // Whatever the reason (ENOENT, EACCES, ENOEXEC, …): the contract
+    // (exercises/pipeline/README.md) wants this one line and status 127.
     let name = String::from_utf8_lossy(argv[0].as_bytes());
     child_fail(&format!("{name}: command not found"), NOT_FOUND)
 }

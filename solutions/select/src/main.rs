@@ -1,4 +1,5 @@
-//! `evloop` — reference solution of the ipc-lab exercise `select` (SPEC §4.6).
+//! `evloop` — reference solution of the ipc-lab exercise `select`; its
+//! contract is `exercises/select/README.md`.
 //!
 //! A small chat-and-timer server that serves any number of TCP clients and
 //! its own stdin with **one thread**. Slide "I/O-Multiplexing": a process

@@ -1,4 +1,5 @@
-//! `shm-handshake` — reference solution of the ipc-lab exercise `shm` (SPEC §4.2).
+//! `shm-handshake` — reference solution of the ipc-lab exercise `shm`; its
+//! contract is `exercises/shm/README.md`.
 //!
 //! Lecture: slide *Implizite Kommunikation* and the slides *Beispiel:
 //! Gemeinsamer Speicher (1/2)* and *(2/2)* (the C program with `mmap`,

@@ -1,5 +1,5 @@
 //! `tcp-client` — reference solution of the ipc-lab exercise `sockets`
-//! (SPEC §4.5), the client half.
+//! (contract: `exercises/sockets/README.md`), the client half.
 //!
 //! Lecture: slides "Anlauf: Client", "Socket erzeugen", "Verbindungen
 //! (TCP)" (`connect`, `shutdown`), "Senden von Daten", "Empfangen von

@@ -1,5 +1,5 @@
 //! `tcp-server` — reference solution of the ipc-lab exercise `sockets`
-//! (SPEC §4.5), the server half.
+//! (contract: `exercises/sockets/README.md`), the server half.
 //!
 //! Lecture: slides "Socket-Programmierung", "Übersicht", "Ablauf: Server",
 //! "Typische Programmstruktur", "Socket erzeugen", "Datenstrukturen für
