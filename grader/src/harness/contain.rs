@@ -427,6 +427,7 @@ pub fn guard_interrupts() {
             untrack(Pid::from_raw(pid));
         }
         kill_strays();
+        super::ipc::sweep_at_exit(); // ipc leaks: also when interrupted
         if let Ok(dir) =
             fs::read_dir(cgroup_root().map(PathBuf::as_path).unwrap_or(std::path::Path::new("/nonexistent")))
         {

@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod contain;
 pub mod failure;
+pub mod ipc;
 pub mod net;
 pub mod procfs;
 pub mod program;
