@@ -34,6 +34,7 @@ pub fn guard(sigint: Sigint) {
     std::thread::spawn(move || {
         let Ok(sig) = set.wait() else { return };
         leash::kill_everything();
+        crate::harness::ipc::sweep_at_exit(); // no IPC object outlives an interrupted grader either
         match sigint {
             Sigint::Quits(message) if sig == Signal::SIGINT => {
                 eprintln!("grader: {message}");

@@ -136,6 +136,7 @@ fn run_queue(
 fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let Bins::Ready(bins) = &job.bins else { unreachable!("build errors are not queued") };
     let started = Instant::now();
+    let ipc = crate::harness::ipc::Window::open(job.exercise.id, check.id); // ipc leaks: the check's time begins
     let cx = Ctx::new(bins, settings.scale);
     let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&cx))).unwrap_or_else(|p| {
         let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
@@ -152,6 +153,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
         }
         other => other,
     };
+    let outcome = ipc.close(outcome); // ipc leaks: objects its programs left behind fail it, and are removed
     let rerun = settings.rerun.check(job.exercise.id, check.id);
     let result = match outcome {
         Ok(()) => CheckResult::passed(check.id, check.title, check.points, rerun),

@@ -14,6 +14,7 @@
 pub mod capture;
 pub mod deadline;
 pub mod failure;
+pub mod ipc;
 pub mod leash;
 pub mod net;
 pub mod procfs;

@@ -162,6 +162,7 @@ impl Program {
             ),
         })?;
         let pid = child.pid();
+        super::ipc::note_pid(pid, name); // ipc leaks: its objects are its check's
         let pidfd = reaper::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
         let stdin: OwnedFd = child.stdin.take().map(Into::into).ok_or_else(|| Failure::grader("no stdin pipe"))?;
         set_nonblocking(&stdin);
@@ -616,6 +617,7 @@ impl Drop for Program {
         if self.opts.forbid_leftovers && self.exit().is_some() {
             let left = self.leash.members(self.pid);
             if !left.is_empty() {
+                left.iter().for_each(|&p| super::ipc::note_pid(p, &procfs::comm(p))); // ipc leaks: these too
                 let list: Vec<String> =
                     left.iter().take(5).map(|&p| format!("{} (pid {p})", procfs::comm(p))).collect();
                 self.log.borrow_mut().leftovers.push(format!(
