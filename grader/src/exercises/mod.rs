@@ -9,6 +9,7 @@ pub mod select;
 pub mod shm;
 pub mod signals;
 pub mod sockets;
+pub mod udp;
 
 /// Every exercise, in course order.
 pub fn all() -> Vec<Exercise> {
@@ -19,5 +20,6 @@ pub fn all() -> Vec<Exercise> {
         pipeline::exercise(),
         sockets::exercise(),
         select::exercise(),
+        udp::exercise(),
     ]
 }

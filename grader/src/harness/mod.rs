@@ -13,6 +13,7 @@ pub mod net;
 pub mod procfs;
 pub mod program;
 pub mod spawn;
+pub mod udp;
 
 pub use failure::{show, size, Exit, Failure, Kind, Step};
 pub use net::Conn;
