@@ -535,6 +535,14 @@ fn same_request(d: &Datagram, want: &[u8]) -> Step {
     })
 }
 
+/// Wait for a request that must be exactly `want`, and log it.
+fn request_arrives(cx: &Ctx, p: &mut Program, sock: &Udp, want: &[u8], timeout: Duration) -> Step<Datagram> {
+    let d = next(cx, p, sock, &format!("the request {}", describe(want)), timeout)?;
+    same_request(&d, want)?;
+    cx.did(format!("the grader's server received {}", describe(want)));
+    Ok(d)
+}
+
 /// After the last reply: exit 0 with exactly `want` on stdout.
 fn finish(cx: &Ctx, p: &mut Program, want: &[u8]) -> Step {
     p.expect_exit(0, "exit status 0 after the reply to the last line", cx.secs(3.0))?;
@@ -574,8 +582,7 @@ fn client_lines(cx: &mut Ctx) -> Step {
     for (i, (line, reply)) in ["ADD 5", "", "hello, world"].iter().zip(replies).enumerate() {
         let seq = i as u32 + 1;
         let want = datagram(seq, line);
-        let d = next(cx, &mut p, &sock, &format!("request {}", describe(&want)), cx.secs(5.0))?;
-        same_request(&d, &want)?;
+        let d = request_arrives(cx, &mut p, &sock, &want, cx.secs(5.0))?;
         sock.send_to(&format!("[{seq}] `{reply}`"), &datagram(seq, reply), d.from)?;
     }
     finish(cx, &mut p, b"OK 5\n\nERR unknown command\n")
@@ -585,9 +592,8 @@ fn client_backoff(cx: &mut Ctx) -> Step {
     const T: u64 = 100;
     let (mut p, sock) = start_client(cx, b"GET\n", T, 5)?;
     let want = datagram(1, "GET");
-    let first = next(cx, &mut p, &sock, "request [1] `GET`", cx.secs(5.0))?;
-    same_request(&first, &want)?;
-    cx.did("the grader drops it (no reply)");
+    let first = request_arrives(cx, &mut p, &sock, &want, cx.secs(5.0))?;
+    cx.did("the grader drops it");
     let slack = cx.secs(0.3);
     let mut prev = first;
     for k in 1..=3 {
@@ -619,11 +625,9 @@ fn client_late_reply(cx: &mut Ctx) -> Step {
     const T: u64 = 150;
     let (mut p, sock) = start_client(cx, b"ADD 1\nADD 2\n", T, 5)?;
     let one = datagram(1, "ADD 1");
-    let first = next(cx, &mut p, &sock, "request [1] `ADD 1`", cx.secs(5.0))?;
-    same_request(&first, &one)?;
+    request_arrives(cx, &mut p, &sock, &one, cx.secs(5.0))?;
     cx.did("the grader holds back the reply to this first transmission");
-    let again = next(cx, &mut p, &sock, "a retransmission of request 1", Duration::from_millis(T) + cx.secs(1.0))?;
-    same_request(&again, &one)?;
+    let again = request_arrives(cx, &mut p, &sock, &one, Duration::from_millis(T) + cx.secs(1.0))?;
     let reply = datagram(1, "OK 1");
     sock.send_to("[1] `OK 1` (the late reply to the first transmission)", &reply, again.from)?;
     sock.send_to("[1] `OK 1` (the reply to the retransmission)", &reply, again.from)?;
@@ -655,8 +659,7 @@ fn client_ignores_others(cx: &mut Ctx) -> Step {
     let (mut p, sock) = start_client(cx, b"GET\n", T, 3)?;
     let other = socket(cx, "another socket of the grader's")?;
     let want = datagram(1, "GET");
-    let first = next(cx, &mut p, &sock, "request [1] `GET`", cx.secs(5.0))?;
-    same_request(&first, &want)?;
+    let first = request_arrives(cx, &mut p, &sock, &want, cx.secs(5.0))?;
     let client = first.from;
     let junk: [(&Udp, &str, Vec<u8>); 4] = [
         (&sock, "[2] `wrong number` (not the number it waits for)", datagram(2, "wrong number")),
@@ -726,8 +729,7 @@ fn client_refused(cx: &mut Ctx) -> Step {
     const T: u64 = 150;
     let (mut p, sock) = start_client(cx, b"GET\n", T, 5)?;
     let want = datagram(1, "GET");
-    let first = next(cx, &mut p, &sock, "request [1] `GET`", cx.secs(5.0))?;
-    same_request(&first, &want)?;
+    request_arrives(cx, &mut p, &sock, &want, cx.secs(5.0))?;
     let closed = Instant::now();
     let port = sock.addr();
     sock.close("nobody listens there now: retransmission 1, due after T, meets a closed port");
@@ -760,8 +762,7 @@ fn client_gives_up(cx: &mut Ctx) -> Step {
     const T: u64 = 50;
     const R: u32 = 3;
     let (mut p, sock) = start_client(cx, b"ADD 1\nGET\n", T, R)?;
-    let d = next(cx, &mut p, &sock, "request [1] `ADD 1`", cx.secs(5.0))?;
-    same_request(&d, &datagram(1, "ADD 1"))?;
+    let d = request_arrives(cx, &mut p, &sock, &datagram(1, "ADD 1"), cx.secs(5.0))?;
     sock.send_to("[1] `OK 1`", &datagram(1, "OK 1"), d.from)?;
     cx.did("the grader never answers request 2");
     let want = datagram(2, "GET");
@@ -832,8 +833,7 @@ fn client_gives_up(cx: &mut Ctx) -> Step {
 
 fn client_idle_cpu(cx: &mut Ctx) -> Step {
     let (mut p, sock) = start_client(cx, b"GET\n", 5000, 1)?;
-    let d = next(cx, &mut p, &sock, "request [1] `GET`", cx.secs(5.0))?;
-    same_request(&d, &datagram(1, "GET"))?;
+    request_arrives(cx, &mut p, &sock, &datagram(1, "GET"), cx.secs(5.0))?;
     let switches = |p: &Program| procfs::status(p.pid()).map_or(0, |s| s.voluntary_ctxt_switches);
     let (ticks0, woke0) = (p.cpu_ticks(), switches(&p));
     p.observe(Duration::from_secs(1), "udp-client to keep waiting for the reply (timeout 5 s)")?;
