@@ -21,6 +21,7 @@ pub mod procfs;
 pub mod program;
 pub mod reaper;
 pub mod spawn;
+pub mod udp;
 
 pub use failure::{show, size, Exit, Failure, Kind, Step};
 pub use net::Conn;
