@@ -9,6 +9,7 @@
 //! ARCHITECTURE.md at the repository root for the map.
 
 pub mod app;
+pub mod atomic;
 pub mod builder;
 pub mod check;
 pub mod cli;
@@ -19,10 +20,12 @@ pub mod grading;
 pub mod harness;
 pub mod listing;
 pub mod probe;
+pub mod protect;
 pub mod report;
 pub mod request;
 pub mod results;
 pub mod runner;
 pub mod status;
 pub mod submission;
+pub mod text;
 pub mod watch;

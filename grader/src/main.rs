@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         return ExitCode::from(grader::probe::run(&argv[2..]));
     }
     let args = grader::cli::Args::parse();
+    grader::protect::make_undumpable();
     contain::become_subreaper();
     contain::guard_interrupts();
     let code = match grader::app::run(args) {
