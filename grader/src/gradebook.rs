@@ -234,7 +234,7 @@ impl Submission<'_> {
                     }
                     Err(e) => row.note = e,
                 },
-                Some(code) => row.note = format!("grader exit {code}: {}", last_line(&log)),
+                Some(code) => row.note = format!("grader exit {code}: {}", crate::text::escape(&last_line(&log))),
                 None => {
                     let sig = status.signal().map(crate::harness::failure::signal_name).unwrap_or_default();
                     row.note = format!("grader killed by {sig}");

@@ -76,7 +76,7 @@ fn a_submission_cannot_build_the_instructors_solutions() {
     // A path dependency on the solution crate.
     let dep = climb("pipeline", "");
     edit("pipeline", "Cargo.toml", &|t| {
-        t.replacen("[dependencies]", &format!("[dependencies]\nsol = {{ path = \"{dep}\" }}"), 1)
+        t.replacen("[dependencies]", &format!("[dependencies]\npipeline-solution = {{ path = \"{dep}\" }}"), 1)
     });
     // A symlink to the solution is not copied at all.
     let server = crates["sockets"].join("src/bin/tcp-server.rs");
@@ -93,7 +93,7 @@ fn a_submission_cannot_build_the_instructors_solutions() {
         ("framing", "exercises/framing/src/main.rs:1: #[path] `../../"),
         ("shm", "exercises/shm/src/main.rs:1: include! `../../"),
         ("select", &format!("exercises/select/src/main.rs:1: include! `{absolute}` is absolute")),
-        ("pipeline", "exercises/pipeline/Cargo.toml: the dependency `sol` has the path `../../"),
+        ("pipeline", "exercises/pipeline/Cargo.toml: the dependency `pipeline-solution` has the path `../../"),
     ];
     for (id, why) in refused {
         let error = report.exercise(id)["build_error"].as_str().unwrap_or_else(|| panic!("{id} was built"));
