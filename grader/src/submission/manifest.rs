@@ -83,8 +83,9 @@ fn reaches(dir: &Path, rel: &Path, manifest: &toml::Table, id: &str, depth: usiz
         };
         for entry in entries {
             if let Some(path) = entry.get("path").and_then(toml::Value::as_str) {
-                let name = entry.get("name").and_then(toml::Value::as_str).unwrap_or("");
-                paths.push((format!("[{section}] `{}`", crate::text::escape(name)), path));
+                let name = entry.get("name").and_then(toml::Value::as_str);
+                let named = name.map(|n| format!(" `{}`", crate::text::escape(n))).unwrap_or_default();
+                paths.push((format!("[{section}]{named}"), path));
             }
         }
     }
@@ -178,7 +179,7 @@ mod tests {
         let cases = [
             (format!("{HEAD}[[bin]]\nname = \"sigecho\"\npath = \"{solution}\"\n"), "[bin] `sigecho` path"),
             (format!("{HEAD}[[bin]]\nname = \"sigecho\"\npath = \"/work/solutions/signals/src/main.rs\"\n"), "path"),
-            (format!("{HEAD}[lib]\npath = \"../lib.rs\"\n"), "[lib] `` path `../lib.rs` lies outside"),
+            (format!("{HEAD}[lib]\npath = \"../lib.rs\"\n"), "[lib] path `../lib.rs` lies outside"),
             (format!("{HEAD}build = \"../../build.rs\"\n"), "the build script path"),
             (format!("{HEAD}workspace = \"../..\"\n"), "names a workspace of its own"),
             (format!("{HEAD}[workspace]\n"), "has a [workspace] section"),
