@@ -9,9 +9,15 @@
 //!
 //! Submissions are graded `-j` at a time. Their timing checks never overlap
 //! with anything else: the graders share one CPU lock ([`crate::cpu_lock`]).
+//!
+//! Each grader prints its JSON report on its stdout, a pipe only the
+//! gradebook reads: no file a student's program could find (in the
+//! grader's command line) and rewrite. The gradebook writes the report
+//! and the CSV itself, each in one step ([`crate::atomic::write`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -29,6 +35,10 @@ use crate::harness::{leash, spawn};
 
 /// How long a grader asked to stop (SIGTERM) gets to clean up after itself.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// Most bytes of a JSON report read from a grader (a full report of every
+/// check is well under 1 MiB).
+const MAX_REPORT: u64 = 64 << 20;
 
 /// One submission's line in the gradebook.
 #[derive(Debug, Clone)]
@@ -57,6 +67,14 @@ struct JsonExercise {
     score: u32,
     #[serde(default)]
     build_error: Option<String>,
+}
+
+impl JsonExercise {
+    /// Why the submission's crate was refused (it reached outside its
+    /// folder), if it was.
+    fn refused(&self) -> Option<&str> {
+        self.build_error.as_deref().filter(|e| e.starts_with(crate::submission::REFUSED))
+    }
 }
 
 /// Grade every submission; `Ok(true)` when every one was graded (whatever
@@ -126,7 +144,8 @@ pub fn run(root: &Path, args: &GradebookArgs, time_scale: f64) -> Result<bool, S
     let mut rows = rows.into_inner().unwrap_or_else(|p| p.into_inner());
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     let csv_path = out.join("gradebook.csv");
-    write_csv(&csv_path, &ids, &rows).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
+    let csv = csv_text(&ids, &rows).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
+    crate::atomic::write(&csv_path, &csv).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
     print!("{}", table(&rows));
     println!(
         "Wrote {} ({} submissions) and one JSON report per submission in {:.1} s.",
@@ -182,32 +201,41 @@ impl Submission<'_> {
             note: String::new(),
             seconds: 0.0,
         };
-        match self.run_grader(&json, &log) {
+        match self.run_grader(&log) {
             Err(e) => row.note = e,
-            Ok(None) => {
+            Ok((None, _)) => {
                 row.status = "timeout";
                 row.note = format!("not done after {} s; stopped", self.timeout.as_secs());
             }
-            Ok(Some(status)) => match status.code() {
-                Some(0 | 1) => match read_report(&json) {
+            Ok((Some(status), stdout)) => match status.code() {
+                Some(0 | 1) => match read_report(&stdout) {
                     Ok(report) => {
+                        if let Err(e) = crate::atomic::write(&json, &stdout) {
+                            eprintln!("gradebook: cannot write {}: {e}", json.display());
+                        }
                         row.status = "graded";
                         row.total = report.score;
                         row.max = report.max_score;
                         let broken: Vec<&str> = report
                             .exercises
                             .iter()
-                            .filter(|e| e.build_error.is_some())
+                            .filter(|e| e.build_error.is_some() && e.refused().is_none())
                             .map(|e| e.id.as_str())
                             .collect();
                         if !broken.is_empty() {
                             row.note = format!("did not build: {}", broken.join(", "));
                         }
+                        // Reaching for files outside the crate is not a
+                        // student's build error: the row needs a look.
+                        if let Some(why) = report.exercises.iter().find_map(JsonExercise::refused) {
+                            row.status = "error";
+                            row.note = crate::text::escape(why.strip_prefix("error: ").unwrap_or(why)).into_owned();
+                        }
                         row.scores = report.exercises.into_iter().map(|e| (e.id, e.score)).collect();
                     }
                     Err(e) => row.note = e,
                 },
-                Some(code) => row.note = format!("grader exit {code}: {}", last_line(&log)),
+                Some(code) => row.note = format!("grader exit {code}: {}", crate::text::escape(&last_line(&log))),
                 None => {
                     let sig = status.signal().map(crate::harness::failure::signal_name).unwrap_or_default();
                     row.note = format!("grader killed by {sig}");
@@ -218,24 +246,24 @@ impl Submission<'_> {
         row
     }
 
-    /// Run one grader; `Ok(None)` when it had to be stopped at the deadline.
-    fn run_grader(&self, json: &Path, log: &Path) -> Result<Option<ExitStatus>, String> {
+    /// Run one grader; `Ok((None, _))` when it had to be stopped at the
+    /// deadline; else its exit status and what it printed on stdout (its
+    /// JSON report).
+    fn run_grader(&self, log: &Path) -> Result<(Option<ExitStatus>, Vec<u8>), String> {
         let log_file = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(self.exe);
         cmd.arg("--root")
             .arg(self.root)
             .arg("--submission")
             .arg(self.dir)
-            .args(["--format", "json", "--output"])
-            .arg(json)
+            .args(["--format", "json"])
             .args(["--time-scale", &self.time_scale.to_string()])
             .args(self.ids)
             .env(crate::cpu_lock::VAR, self.out.join(".cpu.lock"))
             .env_remove("GRADER_TIME_SCALE")
             .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
+            .stdout(Stdio::piped())
+            .stderr(log_file)
             // Its own process group, so that stopping it reaches its cargo
             // and rustc too.
             .process_group(0);
@@ -245,6 +273,7 @@ impl Submission<'_> {
             SpawnError::Io(e) => format!("cannot start the grader: {e}"),
         })?;
         let pid = child.pid();
+        let report = read_stdout(&mut child);
         let status = child.wait_until(Deadline::after(self.timeout));
         if status.is_none() {
             // Ask first: the grader kills its programs and its build.
@@ -258,13 +287,33 @@ impl Submission<'_> {
         drop(child);
         // Whatever that grader left (it cannot have, unless it was killed).
         leash::kill_marked(pid, Deadline::after(Duration::from_secs(10)));
-        Ok(status)
+        // The grader is gone, so its stdout has ended; unless something
+        // it started still holds it, which must not hang the gradebook.
+        let stdout = report.recv_timeout(GRACE).unwrap_or_default();
+        Ok((status, stdout))
     }
 }
 
-fn read_report(path: &Path) -> Result<JsonReport, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("no report: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("unreadable report: {e}"))
+/// Read the child's stdout to its end (at most [`MAX_REPORT`] bytes) on a
+/// thread of its own, so that a large report cannot fill the pipe and
+/// stall the grader; the bytes arrive on the channel.
+fn read_stdout(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.take(MAX_REPORT).read_to_end(&mut bytes);
+            let _ = tx.send(bytes);
+        });
+    }
+    rx
+}
+
+fn read_report(stdout: &[u8]) -> Result<JsonReport, String> {
+    if stdout.is_empty() {
+        return Err("no report on the grader's stdout".into());
+    }
+    serde_json::from_slice(stdout).map_err(|e| format!("unreadable report: {e}"))
 }
 
 /// The last non-empty line of a log, for the note column.
@@ -274,8 +323,9 @@ fn last_line(path: &Path) -> String {
     line.chars().take(200).collect()
 }
 
-fn write_csv(path: &Path, ids: &[String], rows: &[Row]) -> Result<(), String> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
+/// The gradebook as CSV.
+fn csv_text(ids: &[String], rows: &[Row]) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["submission".to_string()];
     header.extend(ids.iter().cloned());
     header.extend(["total", "max", "status", "note"].map(String::from));
@@ -286,7 +336,7 @@ fn write_csv(path: &Path, ids: &[String], rows: &[Row]) -> Result<(), String> {
         rec.extend([r.total.to_string(), r.max.to_string(), r.status.to_string(), r.note.clone()]);
         w.write_record(&rec).map_err(|e| e.to_string())?;
     }
-    w.flush().map_err(|e| e.to_string())
+    w.into_inner().map_err(|e| e.to_string())
 }
 
 /// The gradebook for the terminal.
@@ -314,8 +364,6 @@ mod tests {
 
     #[test]
     fn csv_has_a_column_per_exercise_and_quotes_notes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("g.csv");
         let ids = vec!["signals".to_string(), "shm".to_string()];
         let row = Row {
             name: "alice".into(),
@@ -326,8 +374,7 @@ mod tests {
             note: "did not build: shm, \"x\"".into(),
             seconds: 1.0,
         };
-        write_csv(&path, &ids, &[row]).unwrap();
-        let text = fs::read_to_string(&path).unwrap();
+        let text = String::from_utf8(csv_text(&ids, &[row]).unwrap()).unwrap();
         assert_eq!(
             text,
             "submission,signals,shm,total,max,status,note\nalice,40,,40,200,graded,\"did not build: shm, \"\"x\"\"\"\n"

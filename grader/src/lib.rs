@@ -9,6 +9,7 @@
 //! ARCHITECTURE.md at the repository root for the map.
 
 pub mod app;
+pub mod atomic;
 pub mod builder;
 pub mod check;
 pub mod cli;
@@ -20,10 +21,12 @@ pub mod harness;
 pub mod interrupt;
 pub mod listing;
 pub mod probe;
+pub mod protect;
 pub mod report;
 pub mod request;
 pub mod results;
 pub mod runner;
 pub mod status;
 pub mod submission;
+pub mod text;
 pub mod watch;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         return ExitCode::from(grader::probe::run(&argv[2..]));
     }
     let args = grader::cli::Args::parse();
+    grader::protect::make_undumpable();
     reaper::become_subreaper();
     // In watch mode Ctrl-C is how the student stops the grader.
     interrupt::guard(if args.watch.is_some() { Sigint::Quits("watch stopped") } else { Sigint::Interrupts });

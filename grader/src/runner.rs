@@ -4,6 +4,11 @@
 //! marked `timing` run afterwards, together: they spend their time waiting
 //! on idle programs, and not sharing the CPU with the heavy checks keeps
 //! their upper bounds honest.
+//!
+//! This is where what programs and the compiler said enters the results:
+//! every failure text, transcript step and compiler message passes
+//! [`text::escape`] here, so no report, file or later reader gets a raw
+//! control character from them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,6 +20,7 @@ use crate::check::{Check, Ctx, Exercise};
 use crate::harness::{Failure, Kind};
 use crate::request::Rerun;
 use crate::results::{CheckResult, Detail, ExerciseResult, Location, Report, Status};
+use crate::text;
 
 /// Where an exercise's executables come from.
 pub enum Bins {
@@ -63,7 +69,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
             let check = &job.exercise.checks[c];
             match &job.bins {
                 Bins::BuildError(msg) => {
-                    results.insert((e, c), build_failed(job, check, msg, settings));
+                    results.insert((e, c), build_failed(job, check, &text::escape(msg), settings));
                 }
                 Bins::Ready(_) if check.timing => queue_timing.push_back((e, c)),
                 Bins::Ready(_) => queue_fast.push_back((e, c)),
@@ -93,7 +99,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
             score: checks.iter().map(|c| c.points).sum(),
             max_score: checks.iter().map(|c| c.max_points).sum(),
             build_error: match &job.bins {
-                Bins::BuildError(m) => Some(m.clone()),
+                Bins::BuildError(m) => Some(text::escape(m).into_owned()),
                 Bins::Ready(_) => None,
             },
             checks,
@@ -157,15 +163,16 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let rerun = settings.rerun.check(job.exercise.id, check.id);
     let result = match outcome {
         Ok(()) => CheckResult::passed(check.id, check.title, check.points, rerun),
-        Err(f) if f.kind == Kind::Skipped => CheckResult::skipped(check.id, check.title, &f.got, rerun),
+        Err(f) if f.kind == Kind::Skipped => CheckResult::skipped(check.id, check.title, &text::escape(&f.got), rerun),
         Err(f) => {
-            let mut hints: Vec<String> = f.hint.into_iter().collect();
+            let escape = |s: &str| text::escape(s).into_owned();
+            let mut hints: Vec<String> = f.hint.iter().map(|h| escape(h)).collect();
             hints.push(check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
             let detail = Detail {
                 kind: f.kind,
-                did: shorten(&log.steps),
-                got: f.got,
-                expected: f.expected,
+                did: shorten(&log.steps).iter().map(|s| escape(s)).collect(),
+                got: escape(&f.got),
+                expected: escape(&f.expected),
                 hints,
                 location: f.location,
             };

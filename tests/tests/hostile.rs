@@ -106,3 +106,67 @@ fn daemon_is_named_in_the_message() {
     let message = result["message"].as_str().unwrap();
     assert!(message.contains("left 1 process(es) running: hostile-daemon"), "{message}");
 }
+
+/// Run the grader on `signals` with the hostile `mode` as `sigecho` and
+/// `args` (human report unless they say otherwise); its stdout.
+fn grade_hostile_text(mode: &str, args: &[&str], summary: Option<&std::path::Path>) -> String {
+    let exe = hostile(mode);
+    let mut cmd = Command::new(grader());
+    cmd.args(["signals", "--time-scale", "0.5", "--bin"])
+        .arg(format!("sigecho={}", exe.display()))
+        .args(args)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(path) = summary {
+        cmd.env("GITHUB_STEP_SUMMARY", path);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("the report is UTF-8")
+}
+
+/// Lines GitHub would run as workflow commands (it trims white space).
+fn commands(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.trim().starts_with("::") || l.trim().starts_with("##[")).collect()
+}
+
+#[rstest]
+#[case::output_stderr_and_panic("inject", &[], "forged")]
+#[case::process_name("inject-comm", &["--check", "eof"], "\\x1b[2J")]
+fn program_text_cannot_draw_on_the_terminal_or_forge_commands(
+    #[case] mode: &str,
+    #[case] args: &[&str],
+    #[case] shown: &str,
+) {
+    let report = grade_hostile_text(mode, args, None);
+    assert!(!report.contains('\x1b') && !report.contains('\r') && !report.contains('\x07'), "{report}");
+    assert_eq!(commands(&report), Vec::<&str>::new(), "{report}");
+    // Escaped, not dropped: the reader sees what the program printed.
+    assert!(report.contains(shown), "{report}");
+    assert!(report.contains("\nTotal 0/"), "{report}");
+}
+
+#[test]
+fn on_github_only_the_graders_annotations_are_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = tmp.path().join("summary.md");
+    let out = grade_hostile_text("inject", &["--github"], Some(&summary));
+    let lines: Vec<&str> = out.lines().collect();
+    let token = lines[0].strip_prefix("::stop-commands::").unwrap_or_else(|| panic!("not fenced:\n{out}"));
+    assert!(token.len() >= 16, "{token}");
+    let end = lines.iter().position(|l| *l == format!("::{token}::")).unwrap_or_else(|| panic!("no end:\n{out}"));
+    let fenced = lines[1..end].join("\n");
+    assert!(fenced.contains("forged") && fenced.contains("Total 0/"), "{out}");
+    // Outside the fence: the grader's annotations, one line each, and
+    // nothing else; the forged text only inside their messages.
+    let after = &lines[end + 1..];
+    assert!(!after.is_empty(), "{out}");
+    for line in after {
+        assert!(line.starts_with("::error ") || line.starts_with("::notice "), "{line}\n{out}");
+        assert!(!line.contains('\x1b') && !line.contains('\r'), "{line:?}");
+    }
+    assert!(!out.contains("\n::error::forged") && !out.contains('\x1b'), "{out}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("forged") && !md.contains('\x1b') && !md.contains('\r'), "{md}");
+}

@@ -90,7 +90,10 @@ pub fn signal_name(sig: i32) -> String {
 }
 
 /// Bytes as a short, readable, escaped string in backticks: text stays
-/// text, the rest is `\xNN`; long data is cut in the middle.
+/// text; `\n`, `\t`, `\r` and the backtick are written out, every other
+/// control character and every byte that is not UTF-8 is `\xNN` (one
+/// notation for bytes, the one [`crate::text::escape`] uses); long data is
+/// cut in the middle.
 pub fn show(bytes: &[u8]) -> String {
     const MAX: usize = 160;
     let esc = |b: &[u8]| -> String {
@@ -98,11 +101,8 @@ pub fn show(bytes: &[u8]) -> String {
         for chunk in b.utf8_chunks() {
             for c in chunk.valid().chars() {
                 match c {
-                    '\n' => s.push_str("\\n"),
-                    '\t' => s.push_str("\\t"),
-                    '\r' => s.push_str("\\r"),
                     '`' => s.push_str("\\`"),
-                    c if c.is_control() => s.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                    c if c == '\n' || c == '\t' || crate::text::is_hidden(c) => crate::text::push_escaped(&mut s, c),
                     c => s.push(c),
                 }
             }
@@ -129,5 +129,18 @@ pub fn size(n: usize) -> String {
         format!("{} KiB", n >> 10)
     } else {
         format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_writes_every_byte_that_is_not_text_as_xnn() {
+        assert_eq!(show(b"a\x00\x1b[2J\xff\n\t\r`b"), "`a\\x00\\x1b[2J\\xff\\n\\t\\r\\`b`");
+        // A C1 control is written as its UTF-8 bytes, like a stray byte.
+        assert_eq!(show("\u{9b}".as_bytes()), "`\\xc2\\x9b`");
+        assert_eq!(show("größer".as_bytes()), "`größer`");
     }
 }

@@ -1,11 +1,15 @@
 //! `--format human`: a table per exercise, then every failure in full (what
 //! the grader did, what came back, what was expected, hints, how to rerun),
 //! then the total and the wall time.
+//!
+//! Everything a program or the compiler said is [`text::escape`]d once
+//! more here, whatever the runner did: this is what reaches the terminal.
 
 use std::fmt::Write;
 use std::io::IsTerminal;
 
 use crate::results::{CheckResult, Location, Report, Status};
+use crate::text;
 
 /// Terminal styling; empty strings when colour is off.
 pub struct Style {
@@ -105,11 +109,12 @@ pub fn render(report: &Report, st: &Style) -> String {
         for (ex, _, got, ids) in &todo {
             let _ = writeln!(
                 o,
-                "\n{}{ex}{} — {}not implemented yet{}: {got}\n  checks waiting for it: {}",
+                "\n{}{ex}{} — {}not implemented yet{}: {}\n  checks waiting for it: {}",
                 st.bold,
                 st.reset,
                 st.yellow,
                 st.reset,
+                text::escape(got),
                 ids.join(", ")
             );
         }
@@ -143,7 +148,7 @@ pub fn render(report: &Report, st: &Style) -> String {
 /// lines: the first error is the one to fix).
 pub fn build_error(o: &mut String, err: &str, st: &Style) {
     let _ = writeln!(o, "{}  build failed:{}", st.red, st.reset);
-    for line in err.lines().take(60) {
+    for line in text::escape(err).lines().take(60) {
         let _ = writeln!(o, "    {line}");
     }
 }
@@ -165,13 +170,14 @@ pub fn failure(o: &mut String, exercise: &str, c: &CheckResult, st: &Style) {
         d.kind.label(),
         st.reset
     );
-    let _ = writeln!(o, "  did:      {}", d.did.join("\n            "));
-    let _ = writeln!(o, "  got:      {}", d.got);
-    let _ = writeln!(o, "  expected: {}", d.expected);
+    let did: Vec<_> = d.did.iter().map(|step| text::escape(step)).collect();
+    let _ = writeln!(o, "  did:      {}", did.join("\n            "));
+    let _ = writeln!(o, "  got:      {}", text::escape(&d.got));
+    let _ = writeln!(o, "  expected: {}", text::escape(&d.expected));
     for h in &d.hints {
-        let _ = writeln!(o, "  {}hint:{}     {}", st.yellow, st.reset, h);
+        let _ = writeln!(o, "  {}hint:{}     {}", st.yellow, st.reset, text::escape(h));
     }
-    let _ = writeln!(o, "  rerun:    {}", c.rerun);
+    let _ = writeln!(o, "  rerun:    {}", text::escape(&c.rerun));
 }
 
 #[cfg(test)]
@@ -201,5 +207,24 @@ mod tests {
         assert!(text.contains("at elsewhere\n  checks waiting for it: b\n"), "{text}");
         assert!(text.contains("\nsockets/d — d works (wrong output)\n"), "{text}");
         assert!(!text.contains("sockets/a —") && !text.contains("here too"), "{text}");
+    }
+
+    #[test]
+    fn program_text_reaches_the_terminal_escaped() {
+        let forged = "\x1b[2J\x1b[HTotal 600/600\r\n::error::forged\n  ##[error]old";
+        let mut report = fixtures::sample();
+        let c = &mut report.exercises[1].checks[1];
+        let d = c.detail.as_mut().unwrap();
+        d.got = forged.into();
+        d.did.push(forged.into());
+        d.hints.push(forged.into());
+        report.exercises[2].build_error = Some(format!("error: {forged}"));
+        let out = render(&report, &Style::PLAIN);
+        assert!(!out.contains('\x1b') && !out.contains('\r'), "{out}");
+        for line in out.lines() {
+            let start = line.trim_start();
+            assert!(!start.starts_with("::") && !start.starts_with("##["), "{line:?} in\n{out}");
+        }
+        assert!(out.contains("  got:      \\x1b[2J\\x1b[HTotal 600/600\\r\n\\x3a:error::forged\n"), "{out}");
     }
 }

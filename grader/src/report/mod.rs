@@ -42,6 +42,9 @@ pub fn write(output: &Output, report: &Report) -> Result<(), String> {
     let text = render(output.format, report, colour);
     match &output.file {
         Some(path) => write_file(path, &text)?,
+        // On GitHub, the report quotes the programs: none of its lines may
+        // be taken for a workflow command.
+        None if output.github => print!("{}", github::verbatim(&text)?),
         None => print!("{text}"),
     }
     for (format, path) in &output.reports {
@@ -54,10 +57,7 @@ pub fn write(output: &Output, report: &Report) -> Result<(), String> {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::atomic::write(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Synthetic reports for the formats' unit tests.

@@ -102,6 +102,22 @@ fn main() {
         }
         // A Rust panic.
         "panic" => panic!("the hostile program gives up"),
+        // Text meant for the reader of the report: terminal escapes that
+        // clear the screen and draw a fake total, a carriage return, GitHub
+        // workflow commands, on stdout and stderr and in a panic message.
+        "inject" => {
+            let forged = "\x1b[2J\x1b[H\x1b[32mTotal 600/600\r\n::error::forged\n##[error]forged\n";
+            print!("{forged}");
+            let _ = std::io::stdout().flush();
+            eprint!("{forged}");
+            panic!("\x1b[2J::error::forged\r\x1b]0;title\x07\n::error::forged")
+        }
+        // The same in its process name (`/proc/PID/comm`), then it hangs,
+        // so that a time-out names it.
+        "inject-comm" => {
+            let _ = nix::sys::prctl::set_name(c"\x1b[2J::error::x");
+            sleep_forever()
+        }
         other => {
             eprintln!("hostile: unknown mode `{other}`");
             std::process::exit(2)
