@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Args, Command};
 use crate::report::human::{self, Style};
 use crate::request::{self, Mode};
-use crate::{exercises, gradebook, grading, listing, report, status, watch};
+use crate::{exercises, gradebook, grading, listing, merge, report, status, watch};
 
 /// The workspace the grader was built in.
 fn default_root() -> PathBuf {
@@ -20,8 +20,10 @@ pub fn run(args: Args) -> Result<bool, String> {
     let scale = args.time_scale()?;
     let root = args.root.clone().unwrap_or_else(default_root);
     let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
-    if let Some(Command::Gradebook(book)) = &args.command {
-        return gradebook::run(&root, book, scale);
+    match &args.command {
+        Some(Command::Gradebook(book)) => return gradebook::run(&root, book, scale),
+        Some(Command::GradebookMerge(m)) => return merge::run(&m.shards, &m.out),
+        None => {}
     }
     let (mode, request) = args.into_request()?;
     match mode {

@@ -19,7 +19,7 @@ use crate::results::Format;
 #[command(
     name = "cargo grade",
     version,
-    after_help = "Examples:\n  cargo grade                         grade every exercise\n  cargo grade signals                 grade one exercise\n  cargo grade signals --check sigint  only checks whose id contains `sigint`\n  cargo grade --watch signals         regrade whenever you save\n  cargo grade signals --bin sigecho=./a.out   grade any executable (C, …)\n  cargo grade --solutions             grade the reference solutions\n  cargo grade --submission ../alice   grade a student's checkout with these checks\n  cargo grade gradebook subs/*        grade many checkouts into a CSV gradebook"
+    after_help = "Examples:\n  cargo grade                         grade every exercise\n  cargo grade signals                 grade one exercise\n  cargo grade signals --check sigint  only checks whose id contains `sigint`\n  cargo grade --watch signals         regrade whenever you save\n  cargo grade signals --bin sigecho=./a.out   grade any executable (C, …)\n  cargo grade --solutions             grade the reference solutions\n  cargo grade --submission ../alice   grade a student's checkout with these checks\n  cargo grade gradebook subs/*        grade many checkouts into a CSV gradebook\n  cargo grade gradebook subs/* --shard 2/10 --out shard-2   grade one part of a class\n  cargo grade gradebook-merge shard-* --out gradebook       merge the parts"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -101,6 +101,9 @@ pub enum Command {
     /// Grade many student checkouts, each isolated, into a CSV gradebook
     /// plus one JSON report per submission.
     Gradebook(GradebookArgs),
+    /// Merge the folders of `gradebook --shard I/N` (all N of one class)
+    /// into one gradebook; prints a Markdown summary.
+    GradebookMerge(MergeArgs),
 }
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -125,6 +128,23 @@ pub struct GradebookArgs {
     /// scaled by --time-scale).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub timeout: u64,
+
+    /// Grade only part I of N (1-based): the submissions' names sorted and
+    /// dealt round-robin. Give every shard all the submissions; merge the
+    /// shards' folders with `gradebook-merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct MergeArgs {
+    /// The shards' gradebook folders (each has a `shard.json`).
+    #[arg(value_name = "DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+
+    /// Folder for the merged `gradebook.csv`, reports and logs.
+    #[arg(long, value_name = "DIR", default_value = "gradebook")]
+    pub out: PathBuf,
 }
 
 impl Args {

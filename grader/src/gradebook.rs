@@ -14,6 +14,10 @@
 //! gradebook reads: no file a student's program could find (in the
 //! grader's command line) and rewrite. The gradebook writes the report
 //! and the CSV itself, each in one step ([`crate::atomic::write`]).
+//!
+//! With `--shard I/N` only the I-th of N parts is graded ([`crate::shard`]);
+//! every gradebook folder gets a manifest (`shard.json`) so that
+//! `gradebook-merge` can put the parts together.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -32,6 +36,13 @@ use crate::exercises;
 use crate::harness::deadline::Deadline;
 use crate::harness::reaper::{self, SpawnError};
 use crate::harness::{leash, spawn};
+use crate::shard::{Graded, Grader, Manifest, Shard};
+
+/// A submission folder without `exercises/` that holds this file could not
+/// be fetched: its first line is the reason, shown as the row's note
+/// (`instructors/roster.py fetch` writes it for a failed clone, an empty
+/// repository or no commit before the deadline).
+pub const FETCH_ERROR: &str = ".gradebook-error";
 
 /// How long a grader asked to stop (SIGTERM) gets to clean up after itself.
 const GRACE: Duration = Duration::from_secs(10);
@@ -95,26 +106,40 @@ pub fn run(root: &Path, args: &GradebookArgs, time_scale: f64) -> Result<bool, S
     if args.jobs == 0 {
         return Err("-j must be at least 1".into());
     }
-    let mut subs: Vec<(String, PathBuf)> = Vec::new();
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?.unwrap_or(Shard::ALL);
+    let mut dirs: Vec<PathBuf> = Vec::new();
     for dir in &args.submissions {
         let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if !meta.is_dir() {
             eprintln!("gradebook: skipping {}: not a directory", dir.display());
             continue;
         }
-        let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+        dirs.push(dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?);
+    }
+    if dirs.is_empty() {
+        return Err("no submission folder to grade".into());
+    }
+    // Named in path order, so that a name (`alice-2`) and with it the
+    // shard a submission falls into do not depend on the argument order.
+    dirs.sort();
+    let mut subs: Vec<(String, PathBuf)> = Vec::new();
+    for dir in dirs {
         let name = unique_name(&dir, &subs);
         subs.push((name, dir));
     }
-    if subs.is_empty() {
-        return Err("no submission folder to grade".into());
-    }
+    let class_size = subs.len();
+    let subs = shard.pick(subs, |(name, _)| name);
     fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let out = args.out.canonicalize().map_err(|e| format!("{}: {e}", args.out.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the grader's own executable: {e}"))?;
 
-    eprintln!("gradebook: preparing the build cache (compiled once, copied into every submission)…");
-    crate::submission::warm_target(root);
+    if shard != Shard::ALL {
+        eprintln!("gradebook: shard {shard}: {} of {class_size} submissions", subs.len());
+    }
+    if subs.iter().any(|(_, dir)| fetch_error(dir).is_none()) {
+        eprintln!("gradebook: preparing the build cache (compiled once, copied into every submission)…");
+        crate::submission::warm_target(root);
+    }
 
     let timeout = Duration::from_secs_f64(args.timeout as f64 * time_scale);
     let started = Instant::now();
@@ -146,6 +171,15 @@ pub fn run(root: &Path, args: &GradebookArgs, time_scale: f64) -> Result<bool, S
     let csv_path = out.join("gradebook.csv");
     let csv = csv_text(&ids, &rows).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
     crate::atomic::write(&csv_path, &csv).map_err(|e| format!("cannot write {}: {e}", csv_path.display()))?;
+    Manifest {
+        grader: Grader::this(root),
+        exercises: all.iter().filter(|e| ids.iter().any(|id| id == e.id)).map(Graded::of).collect(),
+        time_scale,
+        shard,
+        total: class_size,
+        submissions: rows.iter().map(|r| r.name.clone()).collect(),
+    }
+    .write(&out)?;
     print!("{}", table(&rows));
     println!(
         "Wrote {} ({} submissions) and one JSON report per submission in {:.1} s.",
@@ -201,6 +235,11 @@ impl Submission<'_> {
             note: String::new(),
             seconds: 0.0,
         };
+        if let Some(why) = fetch_error(self.dir) {
+            let _ = fs::write(&log, format!("{why}\n"));
+            row.note = why;
+            return row;
+        }
         match self.run_grader(&log) {
             Err(e) => row.note = e,
             Ok((None, _)) => {
@@ -316,6 +355,17 @@ fn read_report(stdout: &[u8]) -> Result<JsonReport, String> {
     serde_json::from_slice(stdout).map_err(|e| format!("unreadable report: {e}"))
 }
 
+/// The reason a submission could not be fetched, if its folder says so
+/// (see [`FETCH_ERROR`]) and has no `exercises/` to grade.
+fn fetch_error(dir: &Path) -> Option<String> {
+    if dir.join("exercises").exists() {
+        return None;
+    }
+    let text = fs::read_to_string(dir.join(FETCH_ERROR)).ok()?;
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("could not be fetched");
+    Some(line.chars().take(200).collect())
+}
+
 /// The last non-empty line of a log, for the note column.
 fn last_line(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -360,6 +410,16 @@ mod tests {
         assert_eq!(unique_name(Path::new("/x/alice"), &taken), "alice-2");
         assert_eq!(unique_name(Path::new("/x/bob smith"), &taken), "bob_smith");
         assert_eq!(unique_name(Path::new("/x/.hidden"), &taken), "s.hidden");
+    }
+
+    #[test]
+    fn a_fetch_error_is_the_note_unless_there_is_something_to_grade() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(fetch_error(dir.path()), None);
+        fs::write(dir.path().join(FETCH_ERROR), "\nclone failed: repository not found\nmore\n").unwrap();
+        assert_eq!(fetch_error(dir.path()).as_deref(), Some("clone failed: repository not found"));
+        fs::create_dir(dir.path().join("exercises")).unwrap();
+        assert_eq!(fetch_error(dir.path()), None);
     }
 
     #[test]
