@@ -111,12 +111,13 @@ fn write_rows<'a>(
     header: &StringRecord,
     rows: impl Iterator<Item = &'a StringRecord>,
 ) -> Result<(), String> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(|e| e.to_string())?;
     for row in rows {
         w.write_record(row).map_err(|e| e.to_string())?;
     }
-    w.flush().map_err(|e| e.to_string())
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    crate::atomic::write(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// A submission's report and log, where its shard has them (a submission

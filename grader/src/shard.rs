@@ -137,7 +137,7 @@ impl Manifest {
     pub fn write(&self, dir: &Path) -> Result<(), String> {
         let path = dir.join(MANIFEST);
         let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
-        fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        crate::atomic::write(&path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     pub fn read(dir: &Path) -> Result<Manifest, String> {
