@@ -79,7 +79,6 @@ int main(int argc, char **argv)
             perror("pipeline: pipe");
             return 1;
         }
-        fflush(stderr);
         pid[i] = fork();
         if (pid[i] < 0) {
             perror("pipeline: fork");
