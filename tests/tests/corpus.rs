@@ -11,7 +11,7 @@
 //! ```c
 //! // corpus: exercise=pipeline bin=pipeline
 //! // design: waits for the stages in pipeline order
-//! // checks: server-          (optional: --check PATTERN)
+//! // checks: server-          (optional: only checks whose id starts with this)
 //! // expect: full             (or: expect: fail CHECK[,CHECK...] | MESSAGE FRAGMENT)
 //! ```
 
@@ -133,7 +133,12 @@ fn grade(header: &Header, exe: &Path) -> BTreeMap<String, (String, String)> {
         args.extend(["--check", pattern]);
     }
     let (_, report) = grade_json(&args);
-    let checks = report.checks(&header.exercise);
+    // `--check` matches anywhere in an id (`server-` also picks
+    // `client-server-closes-first`); the header means a prefix.
+    let mut checks = report.checks(&header.exercise);
+    if let Some(prefix) = &header.checks {
+        checks.retain(|id, _| id.starts_with(prefix.as_str()));
+    }
     assert!(!checks.is_empty(), "no check of {} matched {:?}", header.exercise, header.checks);
     checks
 }
