@@ -1,12 +1,12 @@
 // corpus: exercise=select bin=evloop
 // design: ONE BUG (issue 10, case 5) in select-list.c: a fixed 4 KiB line buffer per client; a longer line is cut at 4 KiB and the rest of it skipped, so `ECHO` of a 10 000-byte text comes back as its first 4091 bytes
-// expect: fail long-lines | 64 KiB
+// expect: fail long-lines | lines up to 64 KiB
 //
 // The contract allows lines up to 64 KiB (a longer one gets `ERR line too
-// long`). No check of today's grader sends a line longer than a few dozen
-// bytes, so this program scores full marks. The check that should catch it
-// (`long-lines`, not written yet) sends `ECHO` with a 10 000-byte text and
-// expects it back exactly.
+// long`). Before `long-lines` no check sent a line longer than a few dozen
+// bytes, and this program scored full marks. `long-lines` sends `ECHO` with a
+// 10 000-byte text (and a 60 000-byte one in pieces) and expects it back
+// exactly.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

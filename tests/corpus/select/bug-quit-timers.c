@@ -1,11 +1,10 @@
 // corpus: exercise=select bin=evloop
 // design: ONE BUG (issue 10, case 6) in select-list.c: a timer names its client by descriptor only, and a client's timers are removed when it is idle-closed but not when it sends `QUIT` or disconnects (EOF, reset); they fire later into the next client that gets the same descriptor
-// expect: fail quit-drops-timers | reused descriptor
+// expect: fail quit-drops-timers | delivered on the reused descriptor
 //
-// `idle-drops-timers` takes the idle path only, which this program handles, so
-// today's grader gives it full marks. The check that should catch it
-// (`quit-drops-timers`, not written yet): client 1 sets a timer and sends
-// `QUIT` (and, separately, resets the connection); client 2 connects, gets the
+// `idle-drops-timers` takes the idle path only, which this program handles.
+// `quit-drops-timers` catches it: client 1 sets a timer and sends `QUIT`
+// (client 3, separately, resets its connection); client 2 connects, gets the
 // same descriptor, and must not receive client 1's `TIMER`.
 #define _GNU_SOURCE
 #include <arpa/inet.h>

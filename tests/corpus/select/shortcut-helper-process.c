@@ -1,11 +1,11 @@
 // corpus: exercise=select bin=evloop
 // design: SHORTCUT — the started process forks a helper process and only waits for it; the helper serves the clients with a thread per client, a sleeping thread per TIMER and a console thread (the same code as shortcut-threads.c)
-// expect: fail single-thread | one thread
+// expect: fail single-thread | in 2 processes
 //
-// The process the grader started has one thread and uses no CPU, so today's
-// `single-thread` and `idle-cpu`, which look at that pid only, pass; the work
-// is done by threads of another process. The check must count the threads of
-// every process the program created (or demand that it creates none).
+// The process the grader started has one thread and uses no CPU, so a
+// `single-thread` and `idle-cpu` that look at that pid only pass; the work is
+// done by threads of another process. `single-thread` counts the threads of
+// every process the program created.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

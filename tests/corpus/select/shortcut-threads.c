@@ -1,6 +1,6 @@
 // corpus: exercise=select bin=evloop
 // design: SHORTCUT — no event loop: a thread per client with blocking recv (SO_RCVTIMEO as the idle timeout), a sleeping thread per TIMER, a console thread for stdin, one mutex around everything shared
-// expect: fail single-thread | one thread
+// expect: fail single-thread | one thread doing all the waiting in one poll/select call
 //
 // The exercise is one thread that waits only in poll/select with a timeout
 // from its list of deadlines; this program answers every command correctly

@@ -1,13 +1,14 @@
 // corpus: exercise=sockets bin=tcp-client
 // checks: client-
 // design: SHORTCUT — no socket of its own: execs `python3 -c` with a small threaded netcat (nc is not installed on this machine; python3 is); the program written in the exercise does nothing but exec
-// expect: fail client-greeting | python3
+// expect: fail client-greeting,client-duplex,client-half-close,client-names | the client must do the socket work itself
 //
 // Behaves exactly as the contract asks (getaddrinfo via create_connection, each
 // address tried, half-close at stdin EOF, exit 0 when the server closes, the
 // `cannot connect` message), so no check that judges only bytes and statuses
-// can tell. The exercise is to write the client: a check must see that the
-// process talking to the grader's server runs another program (`python3`).
+// can tell. The exercise is to write the client: every check that connects
+// sees that a process of the client runs another program (`python3`, from
+// /proc/PID/exe) than the graded executable.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
