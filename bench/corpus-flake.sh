@@ -65,19 +65,23 @@ for ex in "${exercises[@]}"; do
     args=("$ex" --bin "$bin=$exe" --format json)
     [ -n "$prefix" ] && args+=(--check "$prefix")
     ok=0
+    why=""
     start=$(date +%s%N)
     for _ in $(seq 1 "$runs"); do
       # The grader exits 1 when a check fails, as a shortcut's must: only
       # the judgement counts.
-      if { GRADER_TIME_SCALE=2 "$grader" "${args[@]}" 2>/dev/null || true; } |
-        python3 "$work/judge.py" "$expect" "$prefix"; then
+      if verdict=$({ GRADER_TIME_SCALE=2 "$grader" "${args[@]}" 2>/dev/null || true; } |
+        python3 "$work/judge.py" "$expect" "$prefix"); then
         ok=$((ok + 1))
+      else
+        why+="$verdict"$'\n'
       fi
     done
     secs=$(( ($(date +%s%N) - start) / 1000000000 ))
     total=$((total + 1))
     [ "$ok" -eq "$runs" ] && good=$((good + 1))
     printf '%-40s %-5s %d/%d  (%ds)\n' "$ex/$(basename "$src")" "${expect%% *}" "$ok" "$runs" "$secs"
+    printf '%s' "$why"
   done
 done
 echo "programs: $total  as expected in every run: $good  (runs each: $runs, 2 CPU hogs running, GRADER_TIME_SCALE=2)"

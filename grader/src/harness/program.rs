@@ -111,12 +111,12 @@ fn set_nonblocking(fd: &OwnedFd) {
 /// scale 1. They have a reason to be on their way out: a child that asked
 /// for `PR_SET_PDEATHSIG` is sent its signal the moment the program exits,
 /// and a child reading a pipe the program held sees EOF then; either only
-/// has to be scheduled once to die. On a loaded two-core machine a woken
-/// process runs within a few tens of milliseconds (the scheduler's latency
-/// target is 24 ms), so 250 ms is ten times that, and it is paid only
-/// where something is still running: the wait ends at the last exit (it
+/// has to be scheduled once to die. Even with every core busy, a woken
+/// process runs within one scheduler period (CFS: 6 ms × (1 + log2 of the
+/// cores), 12 ms here), so 250 ms leaves it some twenty chances. It is paid
+/// only where something still runs: the wait ends at the last exit (it
 /// waits on pidfds), and a program that leaves nothing pays nothing. A
-/// daemon that never ends costs its check 250 ms, no more.
+/// daemon that never ends costs its check 250 ms (times the time scale).
 pub const LEFTOVER_GRACE: Duration = Duration::from_millis(250);
 
 /// Options for [`Program::start`].
