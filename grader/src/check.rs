@@ -126,7 +126,7 @@ impl<'a> Ctx<'a> {
         };
         let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true };
         adjust(&mut spec, &mut opts);
-        Program::start(bin, &spec, opts, self.log.clone())
+        Ok(Program::start(bin, &spec, opts, self.log.clone())?.with_time_scale(self.scale))
     }
 }
 

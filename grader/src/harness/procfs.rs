@@ -7,6 +7,7 @@
 //! between two reads: it returns `None` or an empty list, never an error.
 
 use std::fs;
+use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
@@ -140,6 +141,12 @@ pub fn tree(pid: Pid) -> Vec<Pid> {
 /// Short command name (`comm`).
 pub fn comm(pid: Pid) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// The executable `pid` runs (`/proc/PID/exe`); `None` once it is a zombie
+/// or gone. A file replaced or removed since shows with ` (deleted)`.
+pub fn exe(pid: Pid) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 /// Whether the environment of `pid` contains exactly the entry `entry`

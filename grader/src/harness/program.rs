@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,19 @@ fn set_nonblocking(fd: &OwnedFd) {
     }
 }
 
+/// How long descendants still running when the program has exited may take
+/// to end on their own before they count as left behind (SPEC §6), at time
+/// scale 1. They have a reason to be on their way out: a child that asked
+/// for `PR_SET_PDEATHSIG` is sent its signal the moment the program exits,
+/// and a child reading a pipe the program held sees EOF then; either only
+/// has to be scheduled once to die. Even with every core busy, a woken
+/// process runs within one scheduler period (CFS: 6 ms × (1 + log2 of the
+/// cores), 12 ms here), so 250 ms leaves it some twenty chances. It is paid
+/// only where something still runs: the wait ends at the last exit (it
+/// waits on pidfds), and a program that leaves nothing pays nothing. A
+/// daemon that never ends costs its check 250 ms (times the time scale).
+pub const LEFTOVER_GRACE: Duration = Duration::from_millis(250);
+
 /// Options for [`Program::start`].
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -133,6 +147,11 @@ pub struct Program {
     exit: Option<Exit>,
     started: Instant,
     opts: Options,
+    /// [`LEFTOVER_GRACE`], scaled by [`Program::with_time_scale`].
+    leftover_grace: Duration,
+    /// The executable the grader started, canonical (symlinks resolved),
+    /// as `/proc/PID/exe` shows it; `None` if it cannot be resolved.
+    exe: Option<PathBuf>,
     log: SharedTranscript,
     _cwd: tempfile::TempDir,
 }
@@ -190,9 +209,19 @@ impl Program {
             exit: None,
             started,
             opts,
+            leftover_grace: LEFTOVER_GRACE,
+            exe: std::fs::canonicalize(&spec.path).ok(),
             log,
             _cwd: cwd,
         })
+    }
+
+    /// Scale the program's own waits by `scale` (`--time-scale`): the
+    /// grace period for descendants at its end, which load stretches like
+    /// every upper bound.
+    pub fn with_time_scale(mut self, scale: f64) -> Program {
+        self.leftover_grace = LEFTOVER_GRACE.mul_f64(scale);
+        self
     }
 
     pub fn pid(&self) -> Pid {
@@ -333,6 +362,24 @@ impl Program {
     /// The program and all its descendants, for messages and measurements.
     pub fn tree(&self) -> Vec<Pid> {
         procfs::tree(self.pid)
+    }
+
+    /// The program and every other process it created that still runs:
+    /// its tree and everything else on its leash (orphans re-parented to
+    /// the grader, daemons that left the session).
+    pub fn processes(&self) -> Vec<Pid> {
+        let mut all = vec![self.pid];
+        all.extend(self.leash.members(self.pid));
+        all
+    }
+
+    /// Processes of the program that run another executable than the one
+    /// the grader started (`/proc/PID/exe`), with what they run: a program
+    /// that hands its work to `python3`, `nc` or `sh` shows here. Empty
+    /// when the started executable cannot be resolved.
+    pub fn other_executables(&self) -> Vec<(Pid, PathBuf)> {
+        let Some(ours) = &self.exe else { return Vec::new() };
+        self.processes().into_iter().filter_map(|p| procfs::exe(p).filter(|e| e != ours).map(|e| (p, e))).collect()
     }
 
     /// Where every thread of every process of the program sits right now.
@@ -612,10 +659,13 @@ impl Program {
 
 impl Drop for Program {
     /// Kill everything the program created and reap it. If the program had
-    /// exited on its own but its descendants still ran, record them.
+    /// exited on its own but its descendants still ran after a grace period
+    /// ([`LEFTOVER_GRACE`]), record them.
     fn drop(&mut self) {
         if self.opts.forbid_leftovers && self.exit().is_some() {
-            let left = self.leash.members(self.pid);
+            // Descendants on their way out get [`LEFTOVER_GRACE`] to go.
+            let grace = Deadline::after(self.leftover_grace);
+            let left = reaper::wait_until_gone(grace, || self.leash.members(self.pid));
             if !left.is_empty() {
                 left.iter().for_each(|&p| super::ipc::note_pid(p, &procfs::comm(p))); // ipc leaks: these too
                 let list: Vec<String> =
