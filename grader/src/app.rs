@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Args, Command};
 use crate::report::human::{self, Style};
 use crate::request::{self, Mode};
-use crate::{exercises, gradebook, grading, listing, merge, report, status, watch};
+use crate::{exercises, gradebook, grading, hints, listing, merge, report, status, watch};
 
 /// The workspace the grader was built in.
 fn default_root() -> PathBuf {
@@ -36,8 +36,8 @@ pub fn run(args: Args) -> Result<bool, String> {
             );
             Ok(true)
         }
-        Mode::Hint(id) => {
-            print!("{}", listing::hints(request::find(&exercises::all(), &id)?));
+        Mode::Hint(ask) => {
+            print!("{}", hints::render(request::find(&exercises::all(), &ask.exercise)?, &ask)?);
             Ok(true)
         }
         Mode::Watch { debounce } => watch::run(&root, &request, debounce),
