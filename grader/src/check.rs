@@ -57,6 +57,9 @@ pub struct Exercise {
     pub slides: &'static str,
     /// Binaries the exercise crate builds; all must be present to grade it.
     pub bins: &'static [&'static str],
+    /// Its hint file, `grader/hints/<id>.toml` (see [`crate::hints`]): the
+    /// three levels of help per TODO of the skeleton, the TODOs per check.
+    pub hints: &'static str,
     pub checks: Vec<Check>,
 }
 

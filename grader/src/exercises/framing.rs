@@ -22,6 +22,7 @@ pub fn exercise() -> Exercise {
         title: "Framing: length-prefixed messages over pipes",
         slides: "„Streams“, „Bidirektionale Pipes“ (sendData/receiveData with htons), „Konvertierungsfunktionen (2)“, „Pipes, Sockets und Prozesse (5)“",
         bins: &[BIN],
+        hints: include_str!("../../hints/framing.toml"),
         checks: vec![
             Check::new(
                 "encode-bytes",

@@ -22,6 +22,7 @@ pub fn exercise() -> Exercise {
         title: "Pipelines: pipe, fork, dup2, execvp, and closing what you do not use",
         slides: "„Pipes“, „Bidirektionale Pipes“ and „Pipes, Sockets und Prozesse“ (1)–(5)",
         bins: &[BIN],
+        hints: include_str!("../../hints/pipeline.toml"),
         checks: vec![
             Check::new(
                 "like-sh",

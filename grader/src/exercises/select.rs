@@ -30,6 +30,7 @@ pub fn exercise() -> Exercise {
         slides:
             "„I/O-Multiplexing“, „I/O-Multiplexing: select“, „I/O Multiplexing (poll)“, „Timeouts (1)“, „Timeouts (2)“",
         bins: &[BIN],
+        hints: include_str!("../../hints/select.toml"),
         checks: vec![
             Check::new(
                 "welcome",

@@ -24,6 +24,7 @@ pub fn exercise() -> Exercise {
         title: "Shared memory: a message handshake between parent and child",
         slides: "„Implizite Kommunikation“ and „Beispiel: Gemeinsamer Speicher (1/2), (2/2)“",
         bins: &[BIN],
+        hints: include_str!("../../hints/shm.toml"),
         checks: vec![
             Check::new(
                 "lines",

@@ -25,6 +25,7 @@ pub fn exercise() -> Exercise {
         title: "Signals: a line echo that handles SIGINT, SIGALRM and SIGTERM",
         slides: "„Bandbreite des Kommunikationskanals“ (Signale) and „Beispiel“ (sighandler)",
         bins: &[BIN],
+        hints: include_str!("../../hints/signals.toml"),
         checks: vec![
             Check::new(
                 "ready",

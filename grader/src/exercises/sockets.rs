@@ -34,6 +34,7 @@ pub fn exercise() -> Exercise {
         slides: "„Sockets“, „Socket-Programmierung“, „Ablauf: Server“, „Anlauf: Client“, „Verbindungen (TCP)“, \
                  „Weitere Funktionen“, „Beispiel: Client“, „Beispiel: Server“",
         bins: &[SERVER, CLIENT],
+        hints: include_str!("../../hints/sockets.toml"),
         checks: vec![
             Check::new(
                 "server-greeting",

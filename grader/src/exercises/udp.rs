@@ -45,6 +45,7 @@ pub fn exercise() -> Exercise {
         slides: "„Ports“, „Ports (2)“, „Socket erzeugen“ (SOCK_DGRAM), „Passives Warten“, „Senden von Daten“, \
                  „Empfangen von Daten“, „Timeouts (1)“, „Timeouts (2)“",
         bins: &[SERVER, CLIENT],
+        hints: include_str!("../../hints/udp.toml"),
         checks: vec![
             Check::new("server-counter", 7, "server: `listening on`, then ADD, GET and unknown commands, each reply with the request's number",
                 "One datagram socket (SOCK_DGRAM), `bind`, print what `getsockname` says. Each `recvfrom` gives \
