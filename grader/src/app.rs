@@ -18,10 +18,11 @@ fn default_root() -> PathBuf {
 /// Run the grader; `Ok(true)` when every graded check passed.
 pub fn run(args: Args) -> Result<bool, String> {
     let scale = args.time_scale()?;
+    crate::harness::runas::configure(crate::harness::runas::RunAs::parse(args.run_as.as_deref())?);
     let root = args.root.clone().unwrap_or_else(default_root);
     let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
     if let Some(Command::Gradebook(book)) = &args.command {
-        return gradebook::run(&root, book, scale);
+        return gradebook::run(&root, book, scale, args.run_as.as_deref());
     }
     let (mode, request) = args.into_request()?;
     match mode {

@@ -93,6 +93,14 @@ pub fn status(pid: Pid) -> Option<Status> {
     Some(s)
 }
 
+/// The real uid of `pid` (the first field of `Uid:` in `/proc/PID/status`):
+/// the user it runs as, which it cannot change without privileges.
+pub fn real_uid(pid: Pid) -> Option<u32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
 /// Every thread of `pid` with its state and wait channel.
 pub fn tasks(pid: Pid) -> Vec<Task> {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };

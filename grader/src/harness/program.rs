@@ -140,12 +140,12 @@ pub struct Program {
 impl Program {
     /// Start `spec` as `name`, logging to `log`.
     pub fn start(name: &str, spec: &Spec, opts: Options, log: SharedTranscript) -> Step<Program> {
-        let cwd = tempfile::Builder::new()
-            .prefix("ipc-lab-")
-            .tempdir()
-            .map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
-        let leash = Leash::new();
-        let mut cmd = spawn::command(spec, &leash, cwd.path());
+        let leash = Leash::new().map_err(Failure::grader)?;
+        let cwd = leash.workdir().map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
+        let exe = super::runas::exec_path(&spec.path).map_err(|e| {
+            Failure::grader(format!("cannot copy {} where its user can run it: {e}", spec.path.display()))
+        })?;
+        let mut cmd = spawn::command(spec, &exe, &leash, cwd.path());
         let shown = std::iter::once(name.to_string())
             .chain(spec.args.iter().map(|a| shell_word(&a.to_string_lossy())))
             .collect::<Vec<_>>()
