@@ -341,7 +341,7 @@ impl Submission<'_> {
         spawn::reset_signals(&mut cmd);
         // Its own session and process group: stopping it reaches its cargo
         // and rustc too, and what its programs send to its group never
-        // reaches the gradebook.
+        // reaches the gradebook. It ends if the gradebook does.
         spawn::new_session(&mut cmd);
         let mut child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
             SpawnError::Stopping => "the gradebook is stopping".to_string(),

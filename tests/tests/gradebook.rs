@@ -91,14 +91,18 @@ fn gradebook_usage_errors_are_one_line_and_exit_2() {
 }
 
 /// A `sigecho` that goes for its grader — its parent — once it has said
-/// `ready`: it stops it, or kills its whole process group.
+/// `ready`: it stops it, or kills its whole process group. Only a grader:
+/// a parent whose command line is not `grader … --submission …` (this
+/// test's harness, init) is left alone, whatever went wrong.
 fn attacker(how: &str) -> String {
     let attack = match how {
         "stop" => "let _ = kill(Pid::from_raw(grader), Signal::SIGSTOP);",
         "kill-group" => {
             "let stat = std::fs::read_to_string(format!(\"/proc/{grader}/stat\")).unwrap();
             let pgrp: i32 = stat.rsplit_once(\") \").unwrap().1.split(' ').nth(2).unwrap().parse().unwrap();
-            let _ = kill(Pid::from_raw(-pgrp), Signal::SIGKILL);"
+            if pgrp > 1 {
+                let _ = kill(Pid::from_raw(-pgrp), Signal::SIGKILL);
+            }"
         }
         other => panic!("no attack {other}"),
     };
@@ -108,7 +112,11 @@ fn attacker(how: &str) -> String {
         fn main() {{
             println!(\"ready {{}}\", std::process::id());
             let grader = std::os::unix::process::parent_id() as i32;
-            {attack}
+            let cmdline = std::fs::read(format!(\"/proc/{{grader}}/cmdline\")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            if args[0].ends_with(b\"/grader\") && args.contains(&&b\"--submission\"[..]) {{
+                {attack}
+            }}
             std::thread::sleep(std::time::Duration::from_secs(60));
         }}"
     )
@@ -148,4 +156,53 @@ fn gradebook_survives_submissions_that_stop_or_kill_their_grader() {
     assert!(rows[2].starts_with("stop,,0,0,error,its grader was stopped (SIGSTOP"), "{csv}");
     // Well before the time-out: the stopped grader was not waited for.
     assert!(took < Duration::from_secs(80), "took {took:?}");
+}
+
+/// A gradebook that is killed leaves its CSV, a row for every submission
+/// (`pending` for those it did not finish), and no grader running: each
+/// gets SIGTERM when the gradebook dies, and cleans up after itself.
+#[test]
+fn a_killed_gradebook_leaves_its_csv_and_no_grader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let subs = tmp.path().join("subs");
+    make_submission(&subs.join("alice"), &[("signals", From::Solution)]);
+    make_submission(&subs.join("bob"), &[("signals", From::Solution)]);
+    let out_dir = tmp.path().join("book");
+    let mut book = grader_cmd()
+        .args(["gradebook", "--exercise", "signals", "-j", "2", "--out"])
+        .arg(&out_dir)
+        .args([subs.join("alice"), subs.join("bob")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = subs.to_string_lossy().into_owned();
+    let graders = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                let zombie = state.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
+                !zombie && String::from_utf8_lossy(&cmdline).contains(&format!("--submission\0{marker}"))
+            })
+            .count()
+    };
+    // Sampled: a grader starting has no event the test could wait for.
+    let until = Instant::now() + Duration::from_secs(120);
+    while graders() == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(graders() > 0, "no grader started");
+    book.kill().unwrap();
+    book.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while graders() > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(graders(), 0, "graders outlived their gradebook");
+    let csv = std::fs::read_to_string(out_dir.join("gradebook.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows.iter().all(|r| r.contains(",pending,not graded")), "{csv}");
 }

@@ -195,3 +195,26 @@ fn a_server_naming_another_machine_is_not_connected_to() {
     assert!(!message.contains("could not connect"), "{message}");
     assert!(wall < Duration::from_secs(20), "took {wall:?}");
 }
+
+/// A program that kills its grader dies with it: the grader's death sends
+/// SIGKILL to every program it started (`PR_SET_PDEATHSIG`), so none is
+/// left behind as an orphan of whoever started the grader. (As root only
+/// with `--run-as root`: a program running as its own uid cannot kill the
+/// grader.)
+#[test]
+fn a_program_that_kills_its_grader_dies_with_it() {
+    let exe = hostile("kill-grader");
+    let out = Command::new(grader())
+        .args(["signals", "--check", "eof", "--run-as", "root", "--bin"])
+        .arg(format!("sigecho={}", exe.display()))
+        .output()
+        .unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{out:?}");
+    // The kernel sent the SIGKILL as the grader died; it takes effect when
+    // the program next runs.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !running(&exe).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(running(&exe).is_empty(), "the program outlived the grader it killed");
+}

@@ -70,12 +70,13 @@ pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Com
     let limits = spec.limits.clone();
     let cpu = spec.cpu;
     let user = leash.identity.as_ref().map(|who| (who.uid, who.gid, who.nproc()));
+    let grader = std::process::id() as i32;
     // SAFETY: the closure runs in the forked child of a multi-threaded
     // process, before exec. It only makes async-signal-safe system calls
     // (open, write, close, setsid, sigaction, sigprocmask, setrlimit,
     // close_range/fcntl, sched_setaffinity, setgroups, setgid, setuid,
-    // prctl) on data prepared before the fork; it allocates nothing and
-    // takes no lock.
+    // prctl, getppid) on data prepared before the fork; it allocates
+    // nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
             // Join the cgroup first, so that nothing the program does later
@@ -109,10 +110,31 @@ pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Com
             if let Some((uid, gid, nproc)) = user {
                 become_user(uid, gid, nproc)?;
             }
-            Ok(())
+            // After the ids: a change of credentials clears it.
+            die_with_parent(grader, libc::SIGKILL)
         });
     }
     cmd
+}
+
+/// Have the kernel send `sig` to the child when `parent` (the thread that
+/// started it) dies. A grader killed by one of its programs then takes its
+/// other programs with it, before any of them, orphaned, could take the
+/// grader's own parent (a gradebook) for its grader. Async-signal-safe.
+///
+/// # Safety
+/// Only call between fork and exec.
+unsafe fn die_with_parent(parent: i32, sig: libc::c_int) -> std::io::Result<()> {
+    if libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The parent may have died before the prctl. (0: the parent is outside
+    // the child's PID namespace, and cannot be compared.)
+    let now = libc::getppid();
+    if now != 0 && now != parent {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// Give up root for `uid`/`gid`, with at most `nproc` processes of that
@@ -151,15 +173,19 @@ pub fn reset_signals(cmd: &mut Command) {
 }
 
 /// Start the child of `cmd` in a session (and so a process group) of its
-/// own, without a controlling terminal: a gradebook's grader.
+/// own, without a controlling terminal, and end it with SIGTERM if the
+/// process starting it dies: a gradebook's grader, which then cleans up
+/// after itself.
 pub fn new_session(cmd: &mut Command) {
-    // SAFETY: runs between fork and exec; setsid is async-signal-safe.
+    let parent = std::process::id() as i32;
+    // SAFETY: runs between fork and exec; setsid, prctl and getppid are
+    // async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
+            die_with_parent(parent, libc::SIGTERM)
         });
     }
 }

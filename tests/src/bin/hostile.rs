@@ -191,6 +191,15 @@ fn main() {
             );
             let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         }
+        // Kills its grader — its parent, if that is a grader — and sleeps.
+        "kill-grader" => {
+            let grader = getppid();
+            let cmdline = std::fs::read(format!("/proc/{grader}/cmdline")).unwrap_or_default();
+            if cmdline.split(|&b| b == 0).next().is_some_and(|argv0| argv0.ends_with(b"/grader")) {
+                let _ = kill(grader, Signal::SIGKILL);
+            }
+            sleep_forever()
+        }
         // A server that names an address of another machine.
         "remote-addr" => {
             println!("listening on 10.1.2.3:80");
