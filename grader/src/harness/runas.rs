@@ -228,10 +228,30 @@ fn take_uid(first: u32, last: u32) -> Result<Identity, String> {
         }
         if let Some(slot) = locks::try_hold(&slot_name(uid)) {
             evict(uid);
+            let mut taken = taken().lock().unwrap_or_else(|e| e.into_inner());
+            if !taken.contains(&uid) {
+                taken.push(uid);
+            }
             return Ok(Identity { uid, gid: uid, exclusive: true, _slot: Some(slot) });
         }
     }
     Err(format!("every uid of {first}-{last} is in use by a program; none is free for the next"))
+}
+
+/// The uids of the pool this grader has taken so far.
+fn taken() -> &'static Mutex<Vec<u32>> {
+    static TAKEN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    &TAKEN
+}
+
+/// Every uid a program of this grader has run as so far: what an IPC
+/// object a program made is owned by ([`super::ipc`] looks at no other).
+pub fn program_uids() -> Vec<u32> {
+    match *configured() {
+        RunAs::Own => vec![geteuid().as_raw()],
+        RunAs::User { uid, .. } => vec![uid],
+        RunAs::Pool { .. } => taken().lock().unwrap_or_else(|e| e.into_inner()).clone(),
+    }
 }
 
 fn slot_name(uid: u32) -> String {
