@@ -97,8 +97,14 @@ impl Leash {
     /// Every process on this leash that still runs (not zombies), except
     /// `leader`. Used both to detect leftovers and to kill them.
     pub fn members(&self, leader: Pid) -> Vec<Pid> {
-        let mut set: Vec<Pid> = self.cgroup.as_deref().map(cgroup_procs).unwrap_or_default();
-        set.extend(self.identity.as_ref().map(Identity::processes).unwrap_or_default());
+        let mut set: Vec<Pid> = match (&self.cgroup, &self.identity) {
+            (Some(cg), _) => cgroup_procs(cg),
+            // Looking through all of /proc for the uid is costly; a cgroup
+            // already holds every process of it, as a program that is not
+            // root cannot leave its cgroup.
+            (None, Some(who)) => who.processes(),
+            (None, None) => Vec::new(),
+        };
         set.extend(procfs::tree(leader));
         // Orphans re-parented to the grader that carry our token, with
         // everything below them.
@@ -115,17 +121,21 @@ impl Leash {
     }
 
     /// Kill everything on the leash and wait until it is gone (or `deadline`
-    /// passes), reaping the orphans that came to the grader. The leader
-    /// itself is killed but not reaped: its owner does that, after this
-    /// returns.
-    pub fn kill_all(&self, leader: Pid, deadline: Deadline) {
-        reaper::kill_until_gone(deadline, || {
+    /// passes), reaping the orphans that came to the grader. `known`: the
+    /// [`Self::members`] just found, if any. The leader itself is killed but
+    /// not reaped: its owner does that, after this returns. Once nothing is
+    /// left the program's uid is noted clean.
+    pub fn kill_all(&mut self, leader: Pid, deadline: Deadline, mut known: Option<Vec<Pid>>) {
+        let gone = reaper::kill_until_gone(deadline, || {
             // While the leader is unreaped its pid, and so its process group
             // id, cannot be reused: killpg hits only the program's group.
             let _ = killpg(leader, Signal::SIGKILL);
             let _ = kill(leader, Signal::SIGKILL);
-            self.members(leader)
+            known.take().unwrap_or_else(|| self.members(leader))
         });
+        if let (true, Some(who)) = (gone, &mut self.identity) {
+            who.left_clean();
+        }
     }
 }
 

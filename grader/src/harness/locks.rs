@@ -15,7 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -34,6 +34,20 @@ impl Held {
     /// name is never taken again (a cgroup folder that is gone).
     pub fn remove(&self) {
         let _ = fs::remove_file(&self.path);
+    }
+
+    /// What the last holder wrote into the lock file ([`Self::note`]).
+    pub fn noted(&self) -> String {
+        let mut text = [0u8; 64];
+        let n = self._lock.read_at(&mut text, 0).unwrap_or(0);
+        String::from_utf8_lossy(&text[..n]).into_owned()
+    }
+
+    /// Leave `text` in the lock file for its next holder, over what was
+    /// there (notes of one length need no truncating, which is slow on
+    /// some file systems).
+    pub fn note(&self, text: &str) {
+        let _ = self._lock.write_all_at(text.as_bytes(), 0);
     }
 }
 
@@ -76,7 +90,7 @@ fn private_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)
+    OpenOptions::new().create(true).truncate(false).read(true).write(true).mode(0o600).open(path)
 }
 
 /// Take the lock `name` if nobody holds it (without waiting), making its
@@ -92,7 +106,7 @@ pub fn try_hold(name: &str) -> Option<Held> {
 /// elsewhere).
 pub fn try_hold_existing(name: &str) -> Option<Held> {
     let path = dir()?.join(name);
-    lock(OpenOptions::new().write(true).open(&path).ok()?, path)
+    lock(OpenOptions::new().read(true).write(true).open(&path).ok()?, path)
 }
 
 fn lock(file: File, path: PathBuf) -> Option<Held> {
@@ -117,8 +131,11 @@ mod tests {
     fn a_held_lock_cannot_be_taken_until_it_is_dropped() {
         let (name, held) = hold_new("test-").expect("a lock folder");
         assert!(try_hold(&name).is_none(), "taken twice");
+        assert_eq!(held.noted(), "");
+        held.note("clean");
         drop(held);
         let again = try_hold_existing(&name).expect("free once dropped");
+        assert_eq!(again.noted(), "clean", "a note for the next holder");
         again.remove();
         assert!(!dir().unwrap().join(&name).exists());
         assert!(try_hold_existing(&name).is_none(), "a missing file proves nothing");

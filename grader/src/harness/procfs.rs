@@ -94,9 +94,14 @@ pub fn status(pid: Pid) -> Option<Status> {
 }
 
 /// The real uid of `pid` (the first field of `Uid:` in `/proc/PID/status`):
-/// the user it runs as, which it cannot change without privileges.
+/// the user it runs as, which it cannot change without privileges. Read
+/// for every process on the machine when a program's uid is swept, so
+/// only the head of the file, in one read.
 pub fn real_uid(pid: Pid) -> Option<u32> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    use std::io::Read;
+    let mut head = [0u8; 1024];
+    let n = fs::File::open(format!("/proc/{pid}/status")).ok()?.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
     let line = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     line.split_whitespace().next()?.parse().ok()
 }

@@ -612,8 +612,10 @@ impl Program {
 
 impl Drop for Program {
     /// Kill everything the program created and reap it. If the program had
-    /// exited on its own but its descendants still ran, record them.
+    /// exited on its own but its descendants still ran, record them (and
+    /// start killing with what was found).
     fn drop(&mut self) {
+        let mut known = None;
         if self.opts.forbid_leftovers && self.exit().is_some() {
             let left = self.leash.members(self.pid);
             if !left.is_empty() {
@@ -628,8 +630,9 @@ impl Drop for Program {
                     if left.len() > 5 { ", …" } else { "" }
                 ));
             }
+            known = Some(left);
         }
-        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)));
+        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)), known);
         let _ = self.child.wait();
         // Dropping `child` then gives its pid up and reaps the orphans.
     }

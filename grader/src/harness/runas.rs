@@ -36,11 +36,10 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use nix::unistd::{geteuid, getpid, Pid, Uid, User};
+use nix::unistd::{geteuid, Pid, Uid, User};
 
 use super::deadline::Deadline;
 use super::locks::{self, Held};
@@ -176,8 +175,16 @@ pub struct Identity {
     /// The uid is this program's alone (taken from the pool): every process
     /// running as it is the program's.
     pub exclusive: bool,
-    _slot: Option<Held>,
+    slot: Option<Held>,
+    /// Nothing runs as the uid any more ([`Self::left_clean`]).
+    clean: bool,
 }
+
+/// The note a uid's lock file carries when its last holder left nothing
+/// running as it: the next holder need not look. [`DIRTY`] (of the same
+/// length) while it is held, and when its holder could not say.
+const CLEAN: &str = "clean";
+const DIRTY: &str = "dirty";
 
 impl Identity {
     /// `RLIMIT_NPROC` for the program: the cgroup's cap for a uid of its
@@ -199,40 +206,56 @@ impl Identity {
             Vec::new()
         }
     }
+
+    /// Say that nothing runs as this uid any more (the program's leash found
+    /// nothing left): its next holder need not look through `/proc`.
+    pub fn left_clean(&mut self) {
+        self.clean = true;
+    }
+}
+
+impl Drop for Identity {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            slot.note(if self.clean { CLEAN } else { DIRTY });
+        }
+    }
 }
 
 /// Who the next program runs as: `None` for the grader's own user.
 pub fn identity() -> Result<Option<Identity>, String> {
     match *configured() {
         RunAs::Own => Ok(None),
-        RunAs::User { uid, gid } => Ok(Some(Identity { uid, gid, exclusive: false, _slot: None })),
+        RunAs::User { uid, gid } => Ok(Some(Identity { uid, gid, exclusive: false, slot: None, clean: false })),
         RunAs::Pool { first, last } => take_uid(first, last).map(Some),
     }
 }
 
-/// Take a free uid of `first..=last` (one without an account, whose lock
-/// nobody holds), first killing what still runs as it: a grader that died
-/// without cleaning up left it. The next program starts a little further
-/// on, so a uid just given back rests.
+/// Take the first free uid of `first..=last` (one without an account,
+/// whose lock nobody holds), first killing what still runs as it — unless
+/// its last holder left a note that nothing did: a grader that died
+/// without cleaning up left no note. (Nothing but a grader holding the
+/// lock starts processes as the uid, so the note stays true.) The first
+/// free one, so that a grading uses few uids: looking up whether a uid has
+/// an account can be slow (`nss-systemd`, LDAP), and is done once per uid.
 fn take_uid(first: u32, last: u32) -> Result<Identity, String> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
     if locks::dir().is_none() {
         return Err("cannot run the program as an unprivileged uid: no folder for the uid locks".into());
     }
-    let count = last - first + 1;
-    let start = (getpid().as_raw() as u32).wrapping_mul(7919).wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
-    for i in 0..count {
-        let uid = first + start.wrapping_add(i) % count;
+    for uid in first..=last {
         if has_account(uid) {
             continue;
         }
         if let Some(slot) = locks::try_hold(&slot_name(uid)) {
-            evict(uid);
+            if slot.noted() != CLEAN {
+                evict(uid);
+            }
+            slot.note(DIRTY);
             let mut taken = taken().lock().unwrap_or_else(|e| e.into_inner());
             if !taken.contains(&uid) {
                 taken.push(uid);
             }
-            return Ok(Identity { uid, gid: uid, exclusive: true, _slot: Some(slot) });
+            return Ok(Identity { uid, gid: uid, exclusive: true, slot: Some(slot), clean: false });
         }
     }
     Err(format!("every uid of {first}-{last} is in use by a program; none is free for the next"))
