@@ -80,6 +80,20 @@ impl Leash {
         Ok(Leash { token, cgroup, join_path, identity })
     }
 
+    /// Once the program runs: whether it did join its cgroup (`pre_exec`
+    /// goes on without it if the kernel refuses). If not, the cgroup holds
+    /// nothing of the program, and [`Self::members`] no longer relies on it.
+    pub(crate) fn check_joined(&mut self, leader: Pid) {
+        let Some(cg) = &self.cgroup else { return };
+        let inside = cg.strip_prefix(CGROUP_BASE).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let listed = fs::read_to_string(format!("/proc/{leader}/cgroup")).unwrap_or_default();
+        if !in_pids_cgroup(&listed, &inside) {
+            self.cgroup = None;
+            self.join_path = None;
+            // The folder is left to `remove_cgroup` at exit.
+        }
+    }
+
     /// A private working folder for the program, its own if it runs as
     /// another user; removed when the returned value is dropped.
     pub(crate) fn workdir(&self) -> std::io::Result<tempfile::TempDir> {
@@ -197,6 +211,16 @@ pub fn kill_marked(grader: Pid, deadline: Deadline) {
     reaper::kill_until_gone(deadline, || {
         procfs::all_pids().into_iter().filter(|&p| procfs::alive(p) && procfs::environ_starts(p, &prefix)).collect()
     });
+}
+
+/// Whether `/proc/PID/cgroup` (`N:pids:/PATH` lines of cgroup v1) puts the
+/// process in the `pids` cgroup `inside` (a path below the hierarchy's root).
+fn in_pids_cgroup(listed: &str, inside: &str) -> bool {
+    listed.lines().any(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next(), f.next());
+        controllers == Some("pids") && path == Some(inside)
+    })
 }
 
 fn cgroup_procs(cgroup: &Path) -> Vec<Pid> {
@@ -330,6 +354,14 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::create_dir(dir.join("0")).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_process_is_in_the_pids_cgroup_its_listing_names() {
+        let listed = "9:name=systemd:/\n8:pids:/ipc-lab-7-abc/7-0\n4:memory:/ipc-lab-7-abc/7-0\n0::/\n";
+        assert!(in_pids_cgroup(listed, "/ipc-lab-7-abc/7-0"));
+        assert!(!in_pids_cgroup(listed, "/ipc-lab-7-abc/7-1"));
+        assert!(!in_pids_cgroup("8:pids:/\n4:memory:/ipc-lab-7-abc/7-0\n", "/ipc-lab-7-abc/7-0"));
     }
 
     #[test]

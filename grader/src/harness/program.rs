@@ -140,7 +140,7 @@ pub struct Program {
 impl Program {
     /// Start `spec` as `name`, logging to `log`.
     pub fn start(name: &str, spec: &Spec, opts: Options, log: SharedTranscript) -> Step<Program> {
-        let leash = Leash::new().map_err(Failure::grader)?;
+        let mut leash = Leash::new().map_err(Failure::grader)?;
         let cwd = leash.workdir().map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
         let exe = super::runas::exec_path(&spec.path).map_err(|e| {
             Failure::grader(format!("cannot copy {} where its user can run it: {e}", spec.path.display()))
@@ -162,6 +162,7 @@ impl Program {
             ),
         })?;
         let pid = child.pid();
+        leash.check_joined(pid);
         super::ipc::note_pid(pid, name); // ipc leaks: its objects are its check's
         let pidfd = reaper::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
         let stdin: OwnedFd = child.stdin.take().map(Into::into).ok_or_else(|| Failure::grader("no stdin pipe"))?;
