@@ -18,10 +18,11 @@ fn default_root() -> PathBuf {
 /// Run the grader; `Ok(true)` when every graded check passed.
 pub fn run(args: Args) -> Result<bool, String> {
     let scale = args.time_scale()?;
+    crate::harness::runas::configure(crate::harness::runas::RunAs::parse(args.run_as.as_deref())?);
     let root = args.root.clone().unwrap_or_else(default_root);
     let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
     match &args.command {
-        Some(Command::Gradebook(book)) => return gradebook::run(&root, book, scale),
+        Some(Command::Gradebook(book)) => return gradebook::run(&root, book, scale, args.run_as.as_deref()),
         Some(Command::GradebookMerge(m)) => return merge::run(&m.shards, &m.out),
         None => {}
     }

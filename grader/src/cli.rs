@@ -98,6 +98,12 @@ pub struct Args {
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// When the grader runs as root: run student programs as USER, as UID,
+    /// each as a uid of its own from FIRST-LAST (default: 60578-61183), or
+    /// as root (`root`). A grader that is not root runs them as its own user.
+    #[arg(long, value_name = "USER|UID|FIRST-LAST|root", env = "GRADER_RUN_AS", global = true)]
+    pub run_as: Option<String>,
+
     /// Workspace to grade (default: the one the grader was built in).
     #[arg(long, value_name = "DIR", hide = true, global = true)]
     pub root: Option<PathBuf>,

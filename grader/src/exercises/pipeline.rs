@@ -105,9 +105,12 @@ pub fn exercise() -> Exercise {
     }
 }
 
-/// The grader's own probe as a stage: `GRADER __probe ARGS`.
+/// The grader's own probe as a stage: `GRADER __probe ARGS` (the grader's
+/// executable, or a copy where the program's user can run it).
 fn probe(args: &str) -> Step<String> {
     let exe = std::env::current_exe().map_err(|e| Failure::grader(format!("cannot find the grader: {e}")))?;
+    let exe = crate::harness::runas::exec_path(&exe)
+        .map_err(|e| Failure::grader(format!("cannot copy the grader where the program's user can run it: {e}")))?;
     let exe = exe.to_string_lossy().into_owned();
     if exe.chars().any(char::is_whitespace) {
         return Err(Failure::grader(format!("the grader's path `{exe}` contains white space; move it")));

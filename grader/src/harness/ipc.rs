@@ -15,8 +15,8 @@
 //! message queues where an `mqueue` file system is mounted (where none is,
 //! queues cannot be listed and are not checked: no grader-made mount), and
 //! System V shared memory, semaphore sets and message queues
-//! (`/proc/sysvipc`). Only objects created by the uid the programs run as
-//! are considered. A FIFO or file a program leaves in its working directory
+//! (`/proc/sysvipc`). Only objects created by a uid the programs run as
+//! ([`super::runas::program_uids`]) are considered. A FIFO or file a program leaves in its working directory
 //! goes with that directory (every program gets a private temporary one);
 //! one made elsewhere is not looked for.
 //!
@@ -237,13 +237,13 @@ pub fn sweep_at_exit() {
 /// or with `None` (at exit) every new object some check of this grader made
 /// and nobody else may own.
 fn judge(closing: Option<usize>) -> Vec<(Object, Verdict)> {
-    let Some(uid) = objects::euid() else { return Vec::new() };
+    let uids = super::runas::program_uids();
     let all = objects::snapshot();
     let mut new: Vec<Object> = {
         let mut guard = book();
         let Some(b) = guard.as_mut() else { return Vec::new() };
         let mut new = Vec::new();
-        for o in all.into_iter().filter(|o| o.uid == uid) {
+        for o in all.into_iter().filter(|o| uids.contains(&o.uid)) {
             if b.baseline.contains(&o.id) || b.foreign.contains(&o.id) || b.claimed.contains(&o.id) {
                 continue;
             }

@@ -94,6 +94,19 @@ pub fn status(pid: Pid) -> Option<Status> {
     Some(s)
 }
 
+/// The real uid of `pid` (the first field of `Uid:` in `/proc/PID/status`):
+/// the user it runs as, which it cannot change without privileges. Read
+/// for every process on the machine when a program's uid is swept, so
+/// only the head of the file, in one read.
+pub fn real_uid(pid: Pid) -> Option<u32> {
+    use std::io::Read;
+    let mut head = [0u8; 1024];
+    let n = fs::File::open(format!("/proc/{pid}/status")).ok()?.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
 /// Every thread of `pid` with its state and wait channel.
 pub fn tasks(pid: Pid) -> Vec<Task> {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };

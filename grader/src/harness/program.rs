@@ -159,12 +159,12 @@ pub struct Program {
 impl Program {
     /// Start `spec` as `name`, logging to `log`.
     pub fn start(name: &str, spec: &Spec, opts: Options, log: SharedTranscript) -> Step<Program> {
-        let cwd = tempfile::Builder::new()
-            .prefix("ipc-lab-")
-            .tempdir()
-            .map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
-        let leash = Leash::new();
-        let mut cmd = spawn::command(spec, &leash, cwd.path());
+        let mut leash = Leash::new().map_err(Failure::grader)?;
+        let cwd = leash.workdir().map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
+        let exe = super::runas::exec_path(&spec.path).map_err(|e| {
+            Failure::grader(format!("cannot copy {} where its user can run it: {e}", spec.path.display()))
+        })?;
+        let mut cmd = spawn::command(spec, &exe, &leash, cwd.path());
         let shown = std::iter::once(name.to_string())
             .chain(spec.args.iter().map(|a| shell_word(&a.to_string_lossy())))
             .collect::<Vec<_>>()
@@ -181,6 +181,7 @@ impl Program {
             ),
         })?;
         let pid = child.pid();
+        leash.check_joined(pid);
         super::ipc::note_pid(pid, name); // ipc leaks: its objects are its check's
         let pidfd = reaper::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
         let stdin: OwnedFd = child.stdin.take().map(Into::into).ok_or_else(|| Failure::grader("no stdin pipe"))?;
@@ -662,6 +663,7 @@ impl Drop for Program {
     /// exited on its own but its descendants still ran after a grace period
     /// ([`LEFTOVER_GRACE`]), record them.
     fn drop(&mut self) {
+        let mut known = None;
         if self.opts.forbid_leftovers && self.exit().is_some() {
             // Descendants on their way out get [`LEFTOVER_GRACE`] to go.
             let grace = Deadline::after(self.leftover_grace);
@@ -678,8 +680,9 @@ impl Drop for Program {
                     if left.len() > 5 { ", …" } else { "" }
                 ));
             }
+            known = Some(left);
         }
-        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)));
+        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)), known);
         let _ = self.child.wait();
         // Dropping `child` then gives its pid up and reaps the orphans.
     }

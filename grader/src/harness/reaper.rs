@@ -187,8 +187,8 @@ pub fn reap_orphans() {
 /// Kill what `find` finds, again and again, until it finds nothing or
 /// `deadline` passes, waiting on their exits in between and reaping the
 /// orphans each round. `find` runs again after every round: processes may
-/// fork while they are being killed.
-pub fn kill_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) {
+/// fork while they are being killed. True when it found nothing in the end.
+pub fn kill_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) -> bool {
     loop {
         let found = find();
         for &p in &found {
@@ -196,7 +196,7 @@ pub fn kill_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) {
         }
         reap_orphans();
         if found.is_empty() || deadline.passed() {
-            return;
+            return found.is_empty();
         }
         wait_any_exit(&found, deadline);
     }

@@ -357,9 +357,7 @@ fn holders(targets: &HashSet<String>, token_prefix: &str) -> Vec<(String, Life)>
     found.into_iter().collect()
 }
 
-/// The uid the grader — and so every program it starts — runs as (the
-/// effective one, from `/proc/self/status`; nix has `geteuid` only behind a
-/// feature the grader does not otherwise need).
+/// The uid the grader runs as (the effective one, from `/proc/self/status`).
 pub fn euid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
