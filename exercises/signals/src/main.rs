@@ -198,8 +198,10 @@ fn assemble_lines(partial: &mut Vec<u8>, chunk: &[u8], out: &mut Vec<u8>) -> Flo
 /// ```
 ///
 /// * Use `nix::unistd::read` on `std::io::stdin().as_fd()`, not
-///   `read_line`/`BufRead::lines`: std retries `EINTR` inside them, so your
-///   loop would not see a signal until the next input arrives.
+///   `read_line`/`BufRead::lines` (nor `read_to_end`/`read_exact`): std
+///   retries `EINTR` inside them, so your loop would not see a signal until
+///   the next input arrives. (Plain `Read::read` does not retry; it returns
+///   `ErrorKind::Interrupted`.)
 /// * `EINTR` is *not* EOF and not an error: nothing was read, nothing is
 ///   lost. (The slide prints `perror` and continues — the continuing is
 ///   right.)
