@@ -111,6 +111,7 @@ impl Tally {
 #[case("shm", "spinning", "no-busy-wait")]
 #[case("shm", "usleep-polling", "no-polling")]
 #[case("shm", "no-wait", "reaped")]
+#[case("shm", "no-wait", "race")]
 fn same_diagnosis_every_run(#[case] exercise: &str, #[case] name: &str, #[case] check: &str) {
     let mut tally = Tally::default();
     for _ in 0..RUNS {

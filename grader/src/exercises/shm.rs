@@ -106,10 +106,35 @@ fn child_pid(line: &[u8]) -> Step<Pid> {
         .ok_or_else(|| Failure::wrong(format!("first line {}", show(line)), "`child CPID: waiting for message...`"))
 }
 
+/// `Some` failure when the parent's `Message from child` line came before
+/// the child's `writing to shmem` line (or without it): the parent read the
+/// shared memory before the child had answered. One story for a parent that
+/// does not wait, whichever of its lines the race put first.
+fn parent_did_not_wait(p: &Program) -> Option<Failure> {
+    let out = String::from_utf8_lossy(p.stdout());
+    let lines: Vec<&str> = out.lines().collect();
+    let message = lines.iter().position(|l| l.starts_with("Message from child "))?;
+    let answered = lines.iter().position(|l| l.starts_with("child ") && l.contains(" writing to shmem: "));
+    if answered.is_some_and(|a| a < message) {
+        return None;
+    }
+    Some(Failure::wrong(
+        "the parent printed `Message from child …` before the child's `child CPID writing to shmem: …` line: it \
+         read the shared memory before the child had answered",
+        "the parent to wait for the child (`waitpid`) before it reads the reply",
+    ))
+}
+
+/// A failure of the handshake's lines, told as [`parent_did_not_wait`]
+/// when that is what happened.
+fn or_not_waited(p: &Program, f: Failure) -> Failure {
+    parent_did_not_wait(p).unwrap_or(f)
+}
+
 /// Wait for the child's first line and return its pid.
 fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
     let line = p.line("`child CPID: waiting for message...` from the child", cx.secs(5.0))?;
-    let cpid = child_pid(&line)?;
+    let cpid = child_pid(&line).map_err(|f| or_not_waited(p, f))?;
     if cpid == p.pid() {
         return Err(Failure::wrong(
             format!("CPID {cpid}, the pid of the program itself"),
@@ -132,7 +157,7 @@ fn rest_of_handshake(cx: &Ctx, p: &mut Program, cpid: Pid, msg: Option<&[u8]>) -
     want.extend_from_slice(
         format!("\nchild {cpid} writing to shmem: {reply}\nMessage from child {cpid}: {reply}\n").as_bytes(),
     );
-    same("the lines after `waiting for message...`", p.stdout_pending(), &want)
+    same("the lines after `waiting for message...`", p.stdout_pending(), &want).map_err(|f| or_not_waited(p, f))
 }
 
 fn handshake(cx: &Ctx, args: &[&str], msg: Option<&[u8]>) -> Step {
@@ -204,7 +229,7 @@ fn race(cx: &Ctx) -> Step {
             let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
             let outcome = p
                 .line("`child CPID: waiting for message...`", left)
-                .and_then(|l| child_pid(&l))
+                .and_then(|l| child_pid(&l).map_err(|f| or_not_waited(&p, f)))
                 .and_then(|cpid| rest_of_handshake(cx, &mut p, cpid, None));
             if let Err(mut f) = outcome {
                 f.got = format!(
