@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -106,6 +106,15 @@ impl<'a> Ctx<'a> {
         self.log.borrow_mut().did(step);
     }
 
+    /// The executable the grader runs as binary `bin` (built, or given with
+    /// `--bin`).
+    pub fn bin_path(&self, bin: &str) -> Step<&Path> {
+        self.bins
+            .get(bin)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))
+    }
+
     /// Start binary `bin` with `args` and the default options.
     pub fn start(&self, bin: &str, args: &[&str]) -> Step<Program> {
         self.start_with(bin, args, |_, _| {})
@@ -114,7 +123,7 @@ impl<'a> Ctx<'a> {
     /// Start binary `bin`, letting `adjust` change the spec and options
     /// (output cap, CPU pinning, limits).
     pub fn start_with(&self, bin: &str, args: &[&str], adjust: impl FnOnce(&mut Spec, &mut Options)) -> Step<Program> {
-        let path = self.bins.get(bin).ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))?;
+        let path = self.bin_path(bin)?;
         {
             let mut started = self.started.borrow_mut();
             if !started.iter().any(|b| b == bin) {
@@ -122,7 +131,7 @@ impl<'a> Ctx<'a> {
             }
         }
         let mut spec = Spec {
-            path: path.clone(),
+            path: path.to_path_buf(),
             args: args.iter().map(OsString::from).collect(),
             limits: Default::default(),
             cpu: None,

@@ -269,9 +269,11 @@ fn child_fail(message: &str, code: i32) -> ! {
 /// reaped but does not count. A wait interrupted by a signal is simply
 /// repeated; any other error is `Failure::Sys("waitpid", errno)`.
 ///
+/// (Waiting for the pids one by one in pipeline order is correct too: a
+/// later stage that finished first stays a **zombie** — slide: `ps` shows
+/// `Z` — only until you get to it.)
+///
 /// Pitfalls:
-/// - waiting for the pids one by one in a fixed order blocks on one stage
-///   while another, already finished, stays a **zombie** (`ps` shows `Z`);
 /// - waiting only for the last stage (its status is the one you need)
 ///   leaves all the others unreaped;
 /// - not waiting at all: the pipeline "ends" while its stages still run,

@@ -217,9 +217,11 @@ fn assemble_lines(partial: &mut Vec<u8>, chunk: &[u8], out: &mut Vec<u8>) -> Flo
 /// - while nothing happens it sleeps in the kernel: no CPU, no polling
 ///   (`idle-cpu`).
 ///
-/// The pitfalls: std's line readers (`read_line`, `lines`) retry an
-/// interrupted read internally, so your loop would not see a signal until
-/// the next input — read the raw descriptor instead. A read interrupted by a
+/// The pitfalls: std's line readers (`read_line`, `lines`) and
+/// `read_to_end`/`read_exact` retry an interrupted read internally, so your
+/// loop would not see a signal until the next input — read the raw
+/// descriptor instead (plain `Read::read` does not retry either way: it
+/// reports the interruption). A read interrupted by a
 /// signal is neither EOF nor an error: nothing was read, nothing is lost
 /// (the slide's `perror` + `continue` has the right idea). Making stdin
 /// non-blocking and looping around it is busy waiting.

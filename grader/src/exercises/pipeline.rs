@@ -5,14 +5,17 @@
 //! (computed at check time); EOF through many stages, which only arrives if
 //! every process closed every write end it does not use; SIGPIPE for
 //! `yes | head`; what each stage inherited, reported by the grader's own
-//! probe put in as a stage; command not found; 10 MiB byte-exact; 20
-//! stages; no zombie lingering while it runs and none after.
+//! probe put in as a stage, which also tells who started it; command not
+//! found; 10 MiB byte-exact; 20 stages; every stage reaped before the
+//! pipeline exits, in whatever order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::support::{pattern, settle, WatchedChild};
+use super::support::{pattern, WatchedChild};
 use crate::check::{same, Check, Ctx, Exercise};
-use crate::harness::{procfs, show, Exit, Failure, Program, Spec, Step};
+use crate::harness::failure::signal_name;
+use crate::harness::{show, Exit, Failure, Program, Spec, Step};
+use crate::probe::Report;
 
 const BIN: &str = "pipeline";
 
@@ -63,7 +66,7 @@ pub fn exercise() -> Exercise {
             Check::new(
                 "inherited-state",
                 15,
-                "every stage sees only fds 0, 1, 2, SIGPIPE at default, no blocked signals",
+                "every stage is forked by pipeline and sees only fds 0, 1, 2, SIGPIPE at default, no blocked signals",
                 "`nix::unistd::pipe()` does not set close-on-exec: every pipe end you do not close is \
                  inherited by every later stage. Close them (or use `pipe2(OFlag::O_CLOEXEC)`; `dup2` \
                  clears the flag on the copy).",
@@ -96,9 +99,11 @@ pub fn exercise() -> Exercise {
             Check::new(
                 "no-zombies",
                 10,
-                "finished stages are reaped while the pipeline runs, and all of them before it exits",
-                "A stage that exited stays a zombie until `waitpid` collects it. Reap stages as they \
-                 finish (`waitpid(None, None)` — any child — until all are collected).",
+                "every stage is reaped before the pipeline exits (in any order)",
+                "A stage that exited stays a zombie until a `waitpid` collects it, and a stage still running \
+                 when the pipeline exits is never collected by it. Reap every stage you started before \
+                 exiting — `waitpid(None, None)` until all are collected, or each pid in turn — not only \
+                 the last one, whose status you need.",
                 no_zombies,
             ),
         ],
@@ -202,33 +207,116 @@ fn sigpipe(cx: &Ctx) -> Step {
     Ok(())
 }
 
+/// The probe stages' reports on the pipeline's stderr, one per tag, in the
+/// order of `tags`; `None` until all of them are there.
+fn probe_reports(p: &Program, tags: &[&str]) -> Option<Vec<Report>> {
+    let err = String::from_utf8_lossy(p.stderr());
+    let all: Vec<Report> = err.lines().filter_map(Report::parse).collect();
+    tags.iter().map(|&tag| all.iter().find(|r| r.tag == tag).cloned()).collect()
+}
+
 fn inherited_state(cx: &Ctx) -> Step {
-    let stages = [probe("report first")?, probe("report middle")?, probe("report last")?];
+    const TAGS: [&str; 3] = ["first", "middle", "last"];
+    let stages = TAGS.map(|tag| probe(&format!("report {tag}")));
+    let stages = stages.into_iter().collect::<Step<Vec<String>>>()?;
     let refs: Vec<&str> = stages.iter().map(String::as_str).collect();
     let mut p = start(cx, &refs, 1 << 20)?;
     p.send(b"probe data\n");
     p.close_stdin();
     p.expect_exit(0, "the three probe stages to finish", cx.secs(10.0))?;
     same("stdout", p.stdout(), b"probe data\n")?;
-    let err = String::from_utf8_lossy(p.stderr()).into_owned();
-    for tag in ["first", "middle", "last"] {
-        let want = format!("probe {tag} fds=0,1,2 sigpipe=default sigign=0 sigblk=0");
-        let got = err.lines().find(|l| l.starts_with(&format!("probe {tag} ")));
-        match got {
-            Some(line) if line == want => {}
-            Some(line) => {
-                return Err(Failure::wrong(
-                    format!("the {tag} stage reported `{line}`"),
-                    format!("`{want}` (sigign/sigblk are hex masks, bit N-1 for signal N)"),
-                ))
-            }
-            None => {
-                return Err(Failure::wrong(
-                    format!("no report from the {tag} stage; stderr {}", show(p.stderr())),
-                    want,
-                ))
-            }
-        }
+    let Some(reports) = probe_reports(&p, &TAGS) else {
+        return Err(Failure::wrong(
+            format!("not a report from each of the three probe stages; stderr {}", show(p.stderr())),
+            "a line `probe first …`, `probe middle …` and `probe last …` (each stage's stderr is the pipeline's)",
+        ));
+    };
+    let graded = cx.bin_path(BIN)?;
+    for r in &reports {
+        expect_started_by(r, graded)?;
+    }
+    for r in &reports {
+        expect_clean(r)?;
+    }
+    Ok(())
+}
+
+/// The stage's parent must run the graded executable: the stages are forked
+/// by pipeline itself or by a process it forked (a supervisor), not by a
+/// shell it handed the command line to.
+fn expect_started_by(r: &Report, graded: &Path) -> Step {
+    let graded = graded.canonicalize().unwrap_or_else(|_| graded.to_path_buf());
+    // The kernel appends ` (deleted)` when the file was replaced meanwhile
+    // (a rebuild during `--watch`).
+    let parent = Path::new(r.parent.strip_suffix(" (deleted)").unwrap_or(&r.parent));
+    if parent == graded {
+        return Ok(());
+    }
+    let grader = std::env::current_exe().ok().and_then(|g| g.canonicalize().ok());
+    if grader.as_deref() == Some(parent) {
+        // Orphans come to the grader, a subreaper.
+        return Err(Failure::wrong(
+            format!(
+                "the {} stage (pid {}) had lost its parent by the time it ran (it was re-parented to the grader): \
+                 the process that forked it had exited already",
+                r.tag, r.pid
+            ),
+            "stages forked by pipeline itself (or by a process it forked), which waits for them",
+        ));
+    }
+    let who = if r.parent == "?" {
+        "a process whose program could not be read".to_string()
+    } else {
+        format!("`{}`", r.parent)
+    };
+    Err(Failure::wrong(
+        format!("the {} stage (pid {}) was started by {who}, not by pipeline (`{}`)", r.tag, r.pid, graded.display()),
+        "stages forked by pipeline itself (or by a process it forked) — `pipe`, `fork`, `dup2`, `execvp`, or \
+         `posix_spawnp` — not by `sh -c` or another program",
+    )
+    .with_hint("building the pipeline is the exercise: a shell that does it for you skips it"))
+}
+
+/// Signals 1–31, the standard ones: glibc's `posix_spawn` leaves its
+/// internal real-time signals 32 and 33 ignored in every child, which no
+/// program can change, so only these count.
+const STANDARD_SIGNALS: u64 = (1 << 31) - 1;
+
+fn signal_list(mask: u64) -> String {
+    let names: Vec<String> = (1..=31).filter(|n| mask & (1 << (n - 1)) != 0).map(signal_name).collect();
+    names.join(", ")
+}
+
+/// Only fds 0, 1, 2, SIGPIPE at its default, no standard signal ignored or
+/// blocked.
+fn expect_clean(r: &Report) -> Step {
+    let stage = format!("the {} stage (pid {})", r.tag, r.pid);
+    if r.fds != [0, 1, 2] {
+        let fds: Vec<String> = r.fds.iter().map(i32::to_string).collect();
+        return Err(Failure::wrong(
+            format!("{stage} started with descriptors {} open", fds.join(", ")),
+            "only 0, 1 and 2: every other pipe end closed (or close-on-exec) in every process",
+        ));
+    }
+    if r.sigpipe_ignored {
+        return Err(Failure::wrong(
+            format!("{stage} started with SIGPIPE ignored"),
+            "SIGPIPE at its default action (an ignored signal stays ignored across `execvp`)",
+        ));
+    }
+    let ignored = r.sigign & STANDARD_SIGNALS;
+    if ignored != 0 {
+        return Err(Failure::wrong(
+            format!("{stage} started with {} ignored (SigIgn {:x})", signal_list(ignored), r.sigign),
+            "no standard signal (1–31) ignored: an ignored signal stays ignored across `fork` and `execvp`",
+        ));
+    }
+    let blocked = r.sigblk & STANDARD_SIGNALS;
+    if blocked != 0 {
+        return Err(Failure::wrong(
+            format!("{stage} started with {} blocked (SigBlk {:x})", signal_list(blocked), r.sigblk),
+            "no standard signal (1–31) blocked: the signal mask is inherited across `fork` and `execvp`",
+        ));
     }
     Ok(())
 }
@@ -262,32 +350,32 @@ fn many_stages(cx: &Ctx) -> Step {
 }
 
 fn no_zombies(cx: &Ctx) -> Step {
-    let mut p = start(cx, &["cat", "echo started"], 1 << 20)?;
-    // The last stage prints and exits at once; the first, `cat`, waits for
-    // the pipeline's stdin, which stays open. Once `started` is out, the
-    // last stage has run: from then on it may only be a zombie briefly.
-    let line = p.line("`started` from the last stage", cx.secs(5.0))?;
-    same("the last stage's line", &line, b"started")?;
-    let only_cat = settle(&mut p, "the finished last stage to be reaped while `cat` still runs", cx.secs(3.0), |p| {
-        match procfs::children(p.pid()).as_slice() {
-            [cat] if procfs::state(*cat) != Some('Z') && procfs::comm(*cat) == "cat" => Some(*cat),
-            _ => None,
-        }
-    })?;
-    let Some(cat) = only_cat else {
-        return Err(Failure::wrong(
-            "the finished stage `echo started` stayed a zombie for 3 s while the first stage `cat` still ran",
-            "finished stages reaped as they finish",
-        ));
-    };
-    cx.did("saw the finished stage `echo started` reaped while `cat` still ran");
-    let watched = WatchedChild::new(cat);
-    // `cat` writes into a pipe without reader: SIGPIPE ends it.
-    p.send(b"bye\n");
+    const TAGS: [&str; 2] = ["first", "last"];
+    // The first stage copies the pipeline's stdin, which stays open until
+    // the grader closes it: it runs until then. The last stage reports and
+    // exits at once, so a pipeline that waits for it alone exits while the
+    // first one still runs — every time, not by luck of timing.
+    let stages = [probe("report first")?, probe("report-exit last")?];
+    let refs: Vec<&str> = stages.iter().map(String::as_str).collect();
+    let mut p = start(cx, &refs, 1 << 20)?;
+    let reports =
+        p.wait_for("a report with its pid from each probe stage", cx.secs(5.0), false, |p| probe_reports(p, &TAGS))?;
+    // Held from here on: a stage the pipeline leaves behind comes to the
+    // grader (a subreaper) and stays visible, running or a zombie, whoever
+    // forked it. The first stage cannot have ended yet.
+    let stages: Vec<(&Report, WatchedChild)> =
+        reports.iter().map(|r| (r, WatchedChild::new(nix::unistd::Pid::from_raw(r.pid)))).collect();
+    cx.did(format!(
+        "the probe stages reported their pids: {} (first, copies stdin) and {} (last, exits at once)",
+        reports[0].pid, reports[1].pid
+    ));
     p.close_stdin();
-    p.expect_exit(0, "exit status 0 (the status of the last stage, `echo`)", cx.secs(5.0))?;
-    watched.expect_reaped(
-        format!("the pipeline exited without reaping its first stage `cat` (pid {cat})"),
-        "every stage reaped (`waitpid`) before the pipeline exits",
-    )
+    p.expect_exit(0, "exit status 0 once its stdin ended (the last stage's status)", cx.secs(5.0))?;
+    for (r, stage) in &stages {
+        stage.expect_reaped(
+            format!("the pipeline exited without reaping its {} stage (pid {})", r.tag, r.pid),
+            "every stage reaped (`waitpid`) before the pipeline exits, in any order",
+        )?;
+    }
+    Ok(())
 }

@@ -11,8 +11,9 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
-use super::support::{measure_idle, not_before, time_left};
+use super::support::{measure_idle, not_before, settle, time_left};
 use crate::check::{same, same_line, Check, Ctx, Exercise};
 use crate::harness::procfs::{self, Status};
 use crate::harness::{Failure, Kind, Program, Step};
@@ -30,9 +31,10 @@ pub fn exercise() -> Exercise {
             Check::new(
                 "ready",
                 5,
-                "prints `ready PID` once its three handlers are installed",
-                "Install the handlers for SIGINT, SIGALRM and SIGTERM with `sigaction`, arm the alarm, \
-                 and only then print `ready <pid>` (pid from `nix::unistd::getpid()`) and flush it.",
+                "prints `ready PID` once SIGINT, SIGALRM and SIGTERM are caught (or blocked for signalfd/sigwait)",
+                "Install the handlers for SIGINT, SIGALRM and SIGTERM with `sigaction` (or block the three in \
+                 every thread and take them with `signalfd`/`sigwait`), arm the alarm, and only then print \
+                 `ready <pid>` (pid from `nix::unistd::getpid()`) and flush it.",
                 ready,
             ),
             Check::new(
@@ -137,19 +139,41 @@ fn finish(cx: &Ctx, p: &mut Program) -> Step {
     same("stdout after `Exiting`", p.stdout_pending(), b"")
 }
 
-fn ready(cx: &Ctx) -> Step {
-    let p = start(cx, "0")?;
-    let status = procfs::status(p.pid()).ok_or_else(|| Failure::grader("cannot read /proc/PID/status"))?;
-    cx.did("read SigCgt in /proc/PID/status");
-    let missing: Vec<&str> = [(libc::SIGINT, "SIGINT"), (libc::SIGALRM, "SIGALRM"), (libc::SIGTERM, "SIGTERM")]
+/// SIGINT, SIGALRM and SIGTERM that process `pid` neither catches nor
+/// blocks in every thread, with its SigCgt and SigBlk.
+fn unprepared(pid: Pid) -> (Vec<&'static str>, u64, u64) {
+    let caught = procfs::status(pid).map_or(0, |s| s.sig_cgt);
+    let blocked = procfs::blocked_in_every_thread(pid).unwrap_or(0);
+    let missing = [(libc::SIGINT, "SIGINT"), (libc::SIGALRM, "SIGALRM"), (libc::SIGTERM, "SIGTERM")]
         .into_iter()
-        .filter(|&(sig, _)| !Status::has(status.sig_cgt, sig))
+        .filter(|&(sig, _)| !Status::has(caught, sig) && !Status::has(blocked, sig))
         .map(|(_, name)| name)
         .collect();
+    (missing, caught, blocked)
+}
+
+fn ready(cx: &Ctx) -> Step {
+    let mut p = start(cx, "0")?;
+    let pid = p.pid();
+    // Caught by a handler, or blocked in every thread: then only `sigwait`
+    // or a `signalfd` takes it, and the default action never runs. A thread
+    // on its way into `sigwait` shows the signals as unblocked a moment
+    // before it sleeps there: while some thread still runs, look again.
+    let runs = |pid| procfs::tasks(pid).iter().any(|t| t.state == 'R');
+    settle(&mut p, "the signals to be caught or blocked", cx.secs(1.0), |_| {
+        (unprepared(pid).0.is_empty() || !runs(pid)).then_some(())
+    })?;
+    cx.did("read SigCgt in /proc/PID/status and SigBlk of every thread in /proc/PID/task/*/status");
+    let (missing, caught, blocked) = unprepared(pid);
     if !missing.is_empty() {
         return Err(Failure::wrong(
-            format!("no handler for {} when `ready` was printed (SigCgt {:016x})", missing.join(", "), status.sig_cgt),
-            "handlers for SIGINT, SIGALRM and SIGTERM installed before `ready`",
+            format!(
+                "{} neither caught nor blocked in every thread when `ready` was printed (SigCgt {caught:016x}, \
+                 SigBlk {blocked:016x})",
+                missing.join(", "),
+            ),
+            "a handler for SIGINT, SIGALRM and SIGTERM (or each blocked in every thread, for signalfd/sigwait) \
+             before `ready`",
         ));
     }
     Ok(())
@@ -184,7 +208,9 @@ fn expect_caught(cx: &Ctx, p: &mut Program, sig: i32) -> Step {
         if f.kind == Kind::TimedOut && f.got.contains("pipe_read") {
             f.with_hint(
                 "the signal came, but the program is back in `read` and did not notice: a handler with \
-                 SA_RESTART (or std's `read_line`/`read`, which retry EINTR) restarts the read",
+                 SA_RESTART restarts the read, and so do std's `read_line`, `lines`, `read_to_end` and \
+                 `read_exact`, which retry EINTR (plain `Read::read` does not: it returns \
+                 `ErrorKind::Interrupted`)",
             )
         } else {
             f

@@ -44,23 +44,32 @@ pub struct Usage {
     wakeups: u64,
 }
 
+/// CPU ticks and voluntary context switches (over all threads) of `pid`.
+fn usage_sample(pid: Pid) -> Option<(u64, u64)> {
+    procfs::cpu_ticks(pid).zip(procfs::voluntary_switches(pid))
+}
+
+fn log_measured(p: &Program, what: &str, span: Duration, during: &str) {
+    p.log(format!(
+        "measured {what} over {} ms {during}: CPU time from /proc/PID/stat, voluntary context switches of every \
+         thread from /proc/PID/task/*/status",
+        span.as_millis()
+    ));
+}
+
 /// Measure process `pid` of `p` (the program itself or one of its
 /// processes, called `who` in messages) over `span` in which nothing
 /// happens (`during` says what, e.g. "without input"): the CPU time it was
-/// charged and how often it went to sleep again. The program's pipes are
-/// served meanwhile; it must keep running and `pid` must exist throughout.
+/// charged and how often its threads went to sleep again. The program's
+/// pipes are served meanwhile; it must keep running and `pid` must exist
+/// throughout.
 pub fn measure_idle(p: &mut Program, pid: Pid, who: &str, span: Duration, during: &str) -> Step<Usage> {
-    let sample = || procfs::cpu_ticks(pid).zip(procfs::status(pid).map(|s| s.voluntary_ctxt_switches));
     let gone = |when: &str| Failure::wrong(format!("{who} (pid {pid}) gone {when}"), format!("{who} alive {during}"));
-    let (ticks0, switches0) = sample().ok_or_else(|| gone("before the measurement"))?;
+    let (ticks0, switches0) = usage_sample(pid).ok_or_else(|| gone("before the measurement"))?;
     let what = format!("{} to keep running {during}", p.name);
     p.observe(span, &what)?;
-    let (ticks1, switches1) = sample().ok_or_else(|| gone("during the measurement"))?;
-    p.log(format!(
-        "measured {who} over {} ms {during}: CPU time from /proc/{pid}/stat, voluntary context switches from \
-         /proc/{pid}/status",
-        span.as_millis()
-    ));
+    let (ticks1, switches1) = usage_sample(pid).ok_or_else(|| gone("during the measurement"))?;
+    log_measured(p, &format!("{who} (pid {pid})"), span, during);
     Ok(Usage {
         who: who.to_string(),
         during: during.to_string(),
@@ -68,6 +77,49 @@ pub fn measure_idle(p: &mut Program, pid: Pid, who: &str, span: Duration, during
         ticks: ticks1.saturating_sub(ticks0),
         wakeups: switches1.saturating_sub(switches0),
     })
+}
+
+/// Measure every process of `p` — the program and all its descendants as
+/// they are when the window opens — like [`measure_idle`]: what the
+/// program's processes do, whichever of them it names in its output.
+/// `name` says who a pid is, for messages. A process that exits during the
+/// window is left out.
+pub fn measure_idle_tree(
+    p: &mut Program,
+    name: impl Fn(Pid) -> String,
+    span: Duration,
+    during: &str,
+) -> Step<Vec<Usage>> {
+    let before: Vec<(Pid, (u64, u64))> =
+        p.tree().into_iter().filter_map(|pid| Some((pid, usage_sample(pid)?))).collect();
+    let what = format!("{} to keep running {during}", p.name);
+    p.observe(span, &what)?;
+    let pids: Vec<String> = before.iter().map(|(pid, _)| pid.to_string()).collect();
+    log_measured(p, &format!("every process of {} (pids {})", p.name, pids.join(", ")), span, during);
+    Ok(before
+        .into_iter()
+        .filter_map(|(pid, (ticks0, switches0))| {
+            let (ticks1, switches1) = usage_sample(pid)?;
+            Some(Usage {
+                who: name(pid),
+                during: during.to_string(),
+                span,
+                ticks: ticks1.saturating_sub(ticks0),
+                wakeups: switches1.saturating_sub(switches0),
+            })
+        })
+        .collect())
+}
+
+/// [`Usage::expect_no_cpu`] for the process of `usages` charged the most.
+pub fn expect_none_spins(usages: &[Usage], why: &str) -> Step {
+    usages.iter().max_by_key(|u| u.ticks).map_or(Ok(()), |u| u.expect_no_cpu(why))
+}
+
+/// [`Usage::expect_no_polling`] for the process of `usages` that woke up
+/// most often (one window, so the counts compare).
+pub fn expect_none_polls(usages: &[Usage], why: &str) -> Step {
+    usages.iter().max_by_key(|u| u.wakeups).map_or(Ok(()), |u| u.expect_no_polling(why))
 }
 
 impl Usage {

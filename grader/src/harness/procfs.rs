@@ -28,9 +28,6 @@ pub struct Task {
 pub struct Status {
     /// Signals with a handler installed (`SigCgt`).
     pub sig_cgt: u64,
-    /// Times the process gave up the CPU to wait (each wake-up of a polling
-    /// loop counts one).
-    pub voluntary_ctxt_switches: u64,
 }
 
 impl Status {
@@ -81,17 +78,51 @@ pub fn pgid(pid: Pid) -> Option<i32> {
 
 pub fn status(pid: Pid) -> Option<Status> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let mut s = Status::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
-        let value = value.trim();
-        match key {
-            "SigCgt" => s.sig_cgt = u64::from_str_radix(value, 16).unwrap_or(0),
-            "voluntary_ctxt_switches" => s.voluntary_ctxt_switches = value.parse().unwrap_or(0),
-            _ => {}
-        }
-    }
-    Some(s)
+    let sig_cgt = text.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    Some(Status { sig_cgt: u64::from_str_radix(sig_cgt.trim(), 16).unwrap_or(0) })
+}
+
+/// The value of `key` in `/proc/PID/task/TID/status` of every thread of
+/// `pid`; empty when it is gone.
+fn task_status_values(pid: Pid, key: &str) -> Vec<String> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|task| {
+            let text = fs::read_to_string(task.path().join("status")).ok()?;
+            let value = text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+            Some(value.trim().to_string())
+        })
+        .collect()
+}
+
+/// Times the threads of `pid` gave up the CPU to wait (each wake-up of a
+/// polling loop counts one), summed over its living threads: the counter in
+/// `/proc/PID/status` is the main thread's alone.
+pub fn voluntary_switches(pid: Pid) -> Option<u64> {
+    let values = task_status_values(pid, "voluntary_ctxt_switches");
+    (!values.is_empty()).then(|| values.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+}
+
+/// Signals that no thread of `pid` lets through to a handler or a default
+/// action: blocked in every thread — those are taken, if at all, with
+/// `sigwait` or a `signalfd`. A thread asleep in `sigwait`/`sigwaitinfo`/
+/// `sigtimedwait` counts as blocking all: while it waits, the kernel shows
+/// the signals it waits for as unblocked (`SigBlk`), and takes them for it.
+pub fn blocked_in_every_thread(pid: Pid) -> Option<u64> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return None };
+    let masks: Vec<u64> = dir
+        .flatten()
+        .filter_map(|task| {
+            let wchan = fs::read_to_string(task.path().join("wchan")).unwrap_or_default();
+            if wchan.contains("sigtimedwait") {
+                return Some(u64::MAX);
+            }
+            let text = fs::read_to_string(task.path().join("status")).ok()?;
+            let value = text.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+            u64::from_str_radix(value.trim(), 16).ok()
+        })
+        .collect();
+    (!masks.is_empty()).then(|| masks.iter().fold(u64::MAX, |a, b| a & b))
 }
 
 /// The real uid of `pid` (the first field of `Uid:` in `/proc/PID/status`):

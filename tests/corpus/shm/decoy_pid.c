@@ -1,6 +1,6 @@
 // corpus: exercise=shm bin=shm-handshake
 // design: SHORTCUT — the real child busy-waits on a flag in shared memory (no signal at all), while every line names an idle decoy child that only sleeps in pause()
-// expect: fail no-busy-wait | ms of CPU
+// expect: fail no-busy-wait | not the child
 /*
  * This program must NOT score full marks. It skips the exercise (no SIGUSR1,
  * no sleeping wait: the worker spins on a flag) and hides it from a grader
