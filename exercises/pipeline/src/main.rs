@@ -262,9 +262,10 @@ fn child_fail(message: &str, code: i32) -> ! {
 /// TODO 5 — reap every child in `children`; return the wait status of the
 /// last one (the last stage), or `None` if `children` is empty.
 ///
-/// What it must achieve: each stage is reaped **as soon as it finishes**,
-/// in whatever order that happens (`no-zombies`); the function returns when
-/// all `children.len()` of them are reaped. A child that is not in
+/// What it must achieve: every stage is reaped before the pipeline exits
+/// (`no-zombies`) — the function returns when all `children.len()` of them
+/// are. Reaping each as it finishes keeps the process table clean while the
+/// others run. A child that is not in
 /// `children` (a process can inherit children from before its exec) is
 /// reaped but does not count. A wait interrupted by a signal is simply
 /// repeated; any other error is `Failure::Sys("waitpid", errno)`.
