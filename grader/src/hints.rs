@@ -39,7 +39,8 @@ pub struct Hints {
 pub struct Todo {
     /// The number in its doc comment (`TODO 1a —` is `"1a"`).
     pub n: String,
-    /// The function the student writes.
+    /// The function the student writes (or the struct whose fields they
+    /// add). Unique in the file: a `[[check]]` names TODOs by it.
     pub name: String,
     /// Its file, relative to the exercise crate (`src/main.rs`).
     pub file: String,
@@ -291,8 +292,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// `TODO N —` doc comments of a skeleton file and the function each
-    /// stands on: (N, name).
+    /// `TODO N —` doc comments of a skeleton file and the function (or the
+    /// struct whose fields the student adds) each stands on: (N, name).
     fn skeleton_todos(text: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let lines: Vec<&str> = text.lines().collect();
@@ -302,7 +303,8 @@ mod tests {
             let name = lines[i..].iter().find_map(|l| {
                 let t = l.trim_start();
                 let t = t.strip_prefix("extern \"C\" ").unwrap_or(t);
-                t.strip_prefix("fn ").map(|f| f.split(['(', '<']).next().unwrap_or("").to_string())
+                let item = t.strip_prefix("fn ").or_else(|| t.strip_prefix("struct "))?;
+                Some(item.split(['(', '<', ' ', '{', ';']).next().unwrap_or("").to_string())
             });
             out.push((n, name.unwrap_or_default()));
         }
@@ -327,7 +329,11 @@ mod tests {
             };
             let file = format!("grader/hints/{}.toml", e.id);
             let mut in_skeleton = Vec::new();
-            for t in &hints.todos {
+            for (i, t) in hints.todos.iter().enumerate() {
+                // A [[check]] names its TODOs by name: one name, one TODO.
+                if hints.todos[..i].iter().any(|u| u.name == t.name) {
+                    problems.push(format!("{file}: two [[todo]] are named `{}`", t.name));
+                }
                 let path = root.join("exercises").join(e.dir()).join(&t.file);
                 let todos = skeleton_todos(&std::fs::read_to_string(&path).unwrap_or_default());
                 if !todos.contains(&(t.n.clone(), t.name.clone())) {
