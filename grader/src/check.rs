@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::harness::failure::{excerpt, grouped};
 use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcript};
 
 /// A check function. A shared `&Ctx` is enough: what the context records
@@ -149,23 +150,40 @@ impl Ctx<'_> {
     }
 }
 
-/// Compare bytes; on a difference say where it starts and show both sides
-/// around it.
+/// Compare bytes. On a difference say where it starts and show both sides
+/// there: short data in full, long data as a short window around the first
+/// difference (the bytes after a mismatch say little, and a dump of them
+/// fills the screen).
 pub fn same(what: &str, got: &[u8], want: &[u8]) -> Step {
+    /// Both sides shown in full up to this many bytes.
+    const SHORT: usize = 48;
+    /// Bytes of a window before and from the first difference.
+    const BEFORE: usize = 8;
+    const FROM: usize = 16;
     if got == want {
         return Ok(());
     }
     let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-    let from = at.saturating_sub(24);
-    let window = |b: &[u8]| show(&b[from.min(b.len())..(at + 40).min(b.len())]);
-    let got_desc = if at == got.len() && got.len() < want.len() {
-        format!("{} bytes of {what}, ending after {}; the rest was missing", got.len(), window(got))
+    if got.len() <= SHORT && want.len() <= SHORT {
+        return Err(Failure::wrong(format!("{what} {} (first difference at byte {at})", show(got)), show(want)));
+    }
+    let window = |b: &[u8]| excerpt(b, at.saturating_sub(BEFORE), at + FROM);
+    let (n_got, n_want) = (grouped(got.len()), grouped(want.len()));
+    let (got_desc, want_desc) = if at == got.len() {
+        (
+            format!("{what}: only the first {n_got} of {n_want} bytes, ending {}", window(got)),
+            format!("{} from byte {} on", window(want), grouped(at)),
+        )
     } else if at == want.len() {
-        format!("{what} correct for {} bytes, then extra bytes {}", want.len(), window(got))
+        (
+            format!("{what}: the {n_want} bytes expected, then {} more: {}", grouped(got.len() - at), window(got)),
+            format!("nothing after byte {n_want}"),
+        )
     } else {
-        format!("{what} differing at byte {at}: {} ({} bytes in all)", window(got), got.len())
+        let of = if got.len() == want.len() { n_want } else { format!("{n_want} ({n_got} received)") };
+        (format!("{what}: first difference at byte {} of {of}: {}", grouped(at), window(got)), window(want))
     };
-    Err(Failure::wrong(got_desc, format!("{} at that place ({} bytes in all)", window(want), want.len())))
+    Err(Failure::wrong(got_desc, want_desc))
 }
 
 /// Compare one line.
@@ -174,5 +192,28 @@ pub fn same_line(got: &[u8], want: &str) -> Step {
         Ok(())
     } else {
         Err(Failure::wrong(format!("the line {}", show(got)), format!("`{want}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_mismatch_is_where_it_starts_not_a_dump() {
+        let want = vec![b'a'; 10_485_760];
+        let mut got = want.clone();
+        got[4096] = b'b';
+        let f = same("the 10 MiB", &got, &want).unwrap_err();
+        assert!(
+            f.got.starts_with("the 10 MiB: first difference at byte 4\u{a0}096 of 10\u{a0}485\u{a0}760: …`"),
+            "{}",
+            f.got
+        );
+        assert!(f.got.chars().count() < 140 && f.expected.chars().count() < 100, "{f:?}");
+        let f = same("the 10 MiB", &want[..5000], &want).unwrap_err();
+        assert!(f.got.starts_with("the 10 MiB: only the first 5\u{a0}000 of 10\u{a0}485\u{a0}760 bytes"), "{}", f.got);
+        let f = same("x", b"short", b"shirt").unwrap_err();
+        assert_eq!((f.got.as_str(), f.expected.as_str()), ("x `short` (first difference at byte 2)", "`shirt`"));
     }
 }

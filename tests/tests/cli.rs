@@ -167,6 +167,6 @@ fn failing_check_exits_1_and_names_the_rerun_command() {
     // `true` is an executable that does nothing: every check fails.
     let out = cmd().args(["signals", "--check", "eof", "--bin", "sigecho=/bin/true"]).assert().code(1);
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(text.contains("rerun:    cargo grade --bin sigecho=/bin/true signals --check eof"), "{text}");
+    assert!(text.contains("rerun:     cargo grade --bin sigecho=/bin/true signals --check eof"), "{text}");
     assert!(text.contains("sigecho exited with status 0"), "{text}");
 }

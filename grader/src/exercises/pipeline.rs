@@ -274,7 +274,10 @@ fn expect_started_by(r: &Report, graded: &Path) -> Step {
         "stages forked by pipeline itself (or by a process it forked) — `pipe`, `fork`, `dup2`, `execvp`, or \
          `posix_spawnp` — not by `sh -c` or another program",
     )
-    .with_hint("building the pipeline is the exercise: a shell that does it for you skips it"))
+    .diagnosed(
+        format!("the stages were started by {who}: the pipeline was handed to another program"),
+        "building the pipeline is the exercise: a shell that does it for you skips it",
+    ))
 }
 
 /// Signals 1–31, the standard ones: glibc's `posix_spawn` leaves its

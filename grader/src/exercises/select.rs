@@ -327,8 +327,12 @@ fn idle_drops_timers(cx: &Ctx) -> Step {
         n += 1;
         c2.send_quiet(format!("ECHO keep {n}\n").as_bytes(), cx.secs(5.0))?;
         let line = c2.line("the ECHO answer", cx.secs(5.0)).map_err(with_whereabouts(&p))?;
-        same("client 2's next line", &line, format!("keep {n}").as_bytes())
-            .map_err(|f| f.with_hint("client 1's timer was delivered to client 2 on the reused descriptor"))?;
+        same("client 2's next line", &line, format!("keep {n}").as_bytes()).map_err(|f| {
+            f.diagnosed(
+                "client 1's timer was delivered to client 2 on the reused descriptor",
+                "drop a client's timers when it goes: the next client gets its descriptor number",
+            )
+        })?;
         p.observe(idle / 8, "evloop to keep running")?;
     }
     cx.did(format!("client 2 sent {n} ECHOs until client 1's timer was long due"));

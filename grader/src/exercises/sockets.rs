@@ -443,7 +443,10 @@ fn client_duplex(cx: &Ctx) -> Step {
             crate::harness::size(off),
             p.whereabouts()
         );
-        return Err(f.with_hint("a client that sends all of stdin before it reads deadlocks here"));
+        return Err(f.diagnosed(
+            "the data stopped moving before 16 MiB had gone each way",
+            "a client that sends all of stdin before it reads deadlocks here: send and receive at the same time",
+        ));
     }
     same("the 16 MiB the client printed", p.stdout(), &down)?;
     same("the 16 MiB the client sent", &c.take_all(), &up)?;

@@ -323,11 +323,11 @@ fn blame(outcome: Step, leaks: &[(Object, Result<bool, String>)], names: &HashMa
         sorts.values().copied().collect::<Vec<_>>().join("; ")
     );
     match outcome {
-        Ok(()) => Err(Failure::new(Kind::LeftBehind, format!("{what}; the grader removed them"), expected).with_hint(
-            "An IPC object lives in the kernel until it is removed, not until the program ends: every run \
-             leaves one more (`ls /dev/shm`, `ipcs`). Remove it as soon as every process that needs it has it \
-             open or mapped. An anonymous `mmap(MAP_SHARED | MAP_ANONYMOUS)` before `fork`, or `memfd_create`, \
-             needs no cleanup at all.",
+        Ok(()) => Err(Failure::new(Kind::LeftBehind, format!("{what}; the grader removed them"), expected).diagnosed(
+            "an IPC object lives in the kernel until it is removed, not until the program ends: every run leaves \
+             one more (`ls /dev/shm`, `ipcs`)",
+            "remove it as soon as every process that needs it has it open or mapped. An anonymous \
+             `mmap(MAP_SHARED | MAP_ANONYMOUS)` before `fork`, or `memfd_create`, needs no cleanup at all.",
         )),
         Err(f) if f.kind == Kind::Skipped => Err(f),
         Err(mut f) => {

@@ -215,25 +215,17 @@ impl Conn {
             if let Some(v) = cond(c) {
                 return Some(Ok(v));
             }
-            let closed = |c: &Conn| format!("{}, then the server closed {}'s connection", c.got(), c.name);
+            let closed = |c: &Conn| format!("{}, then the server closed it", c.got());
             c.data.eof.then(|| Err(Failure::wrong(closed(c), what)))
         });
         outcome.unwrap_or_else(|| {
-            Err(Failure::new(
-                Kind::TimedOut,
-                format!("{} on {}'s connection within {:.1} s", self.got(), self.name, timeout.as_secs_f64()),
-                what,
-            ))
+            Err(Failure::new(Kind::TimedOut, format!("{} within {:.1} s", self.got(), timeout.as_secs_f64()), what))
         })
     }
 
-    /// What arrived and was not taken, for messages.
+    /// What arrived, for messages: all of it, taken and not yet taken.
     fn got(&self) -> String {
-        if self.pending().is_empty() {
-            "nothing (more)".to_string()
-        } else {
-            format!("only {}", show(self.pending()))
-        }
+        self.data.describe(&format!("on {}'s connection", self.name))
     }
 
     pub fn line(&mut self, what: &str, timeout: Duration) -> Step<Vec<u8>> {

@@ -273,3 +273,135 @@ fn state_words(state: char, wchan: &str) -> String {
         other => format!("was in state {other}"),
     }
 }
+
+// ----- for diagnoses: signal masks, pipes and who holds them ---------------
+
+/// The signal masks of a process, from `/proc/PID/status` (bit N-1 for
+/// signal N).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignalMasks {
+    /// Sent and not yet delivered, to the thread or the process
+    /// (`SigPnd | ShdPnd`).
+    pub pending: u64,
+    /// Blocked by the main thread (`SigBlk`).
+    pub blocked: u64,
+    /// Ignored (`SigIgn`).
+    pub ignored: u64,
+    /// With a handler (`SigCgt`).
+    pub caught: u64,
+}
+
+pub fn signal_masks(pid: Pid) -> Option<SignalMasks> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut m = SignalMasks::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let value = u64::from_str_radix(value.trim(), 16).unwrap_or(0);
+        match key {
+            "SigPnd" | "ShdPnd" => m.pending |= value,
+            "SigBlk" => m.blocked = value,
+            "SigIgn" => m.ignored = value,
+            "SigCgt" => m.caught = value,
+            _ => {}
+        }
+    }
+    Some(m)
+}
+
+/// What descriptor `fd` of `pid` points to (`pipe:[123]`, `/dev/null`).
+pub fn fd_target(pid: Pid, fd: i32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|t| t.to_string_lossy().into_owned())
+}
+
+/// The inode of a pipe, from a descriptor's target `pipe:[123]`: two
+/// descriptors on one pipe show the same.
+pub fn pipe_inode(target: &str) -> Option<u64> {
+    target.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The two ends of a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeEnd {
+    Read,
+    Write,
+}
+
+impl PipeEnd {
+    pub fn other(self) -> PipeEnd {
+        match self {
+            PipeEnd::Read => PipeEnd::Write,
+            PipeEnd::Write => PipeEnd::Read,
+        }
+    }
+
+    /// "read" or "write".
+    pub fn word(self) -> &'static str {
+        match self {
+            PipeEnd::Read => "read",
+            PipeEnd::Write => "write",
+        }
+    }
+}
+
+/// The end of a pipe descriptor `fd` of `pid` is: its access mode, from the
+/// octal `flags` of `/proc/PID/fdinfo/FD` (`O_WRONLY` is 1).
+pub fn pipe_end(pid: Pid, fd: i32) -> Option<PipeEnd> {
+    let text = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let flags = text.lines().find_map(|l| l.strip_prefix("flags:"))?;
+    let flags = u32::from_str_radix(flags.trim(), 8).ok()?;
+    Some(if flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32 { PipeEnd::Write } else { PipeEnd::Read })
+}
+
+/// Every descriptor that the processes `pids` hold on pipe `inode`: the
+/// process, the descriptor and the end.
+pub fn pipe_holders(pids: &[Pid], inode: u64) -> Vec<(Pid, i32, PipeEnd)> {
+    let mut out = Vec::new();
+    for &pid in pids {
+        for (fd, target) in fds(pid) {
+            if pipe_inode(&target) == Some(inode) {
+                if let Some(end) = pipe_end(pid, fd) {
+                    out.push((pid, fd, end));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The end of a pipe `pid` waits on, and its descriptor, while it sleeps in
+/// the kernel's pipe read or write (`pipe_read`, `anon_pipe_read`, and
+/// `pipe_wait_readable` for `splice`, which std's `io::copy` uses). The
+/// descriptor is the argument of the system call it sleeps in
+/// (`/proc/PID/syscall`); when that cannot be read, its stdin or stdout.
+pub fn pipe_wait(pid: Pid) -> Option<(PipeEnd, i32)> {
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let end = if wchan.ends_with("pipe_read") || wchan == "pipe_wait_readable" {
+        PipeEnd::Read
+    } else if wchan.ends_with("pipe_write") || wchan == "pipe_wait_writable" {
+        PipeEnd::Write
+    } else {
+        return None;
+    };
+    let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let fields: Vec<&str> = syscall.split_whitespace().collect();
+    let arg = |i: usize| -> Option<i32> {
+        let hex = fields.get(i)?.strip_prefix("0x")?;
+        i32::try_from(i64::from_str_radix(hex, 16).ok()?).ok()
+    };
+    let fd = match fields.first().and_then(|n| n.parse::<i64>().ok()) {
+        // splice(fd_in, off_in, fd_out, …)
+        Some(libc::SYS_splice) if end == PipeEnd::Write => arg(3),
+        Some(nr)
+            if [libc::SYS_read, libc::SYS_readv, libc::SYS_write, libc::SYS_writev, libc::SYS_splice].contains(&nr) =>
+        {
+            arg(1)
+        }
+        _ => None,
+    };
+    Some((end, fd.unwrap_or(if end == PipeEnd::Read { 0 } else { 1 })))
+}
+
+/// Whether `pid` sleeps waiting for a child to change state (`waitpid`).
+pub fn waits_for_children(pid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w == "do_wait" || w.ends_with("_wait4"))
+}

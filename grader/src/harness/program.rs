@@ -551,13 +551,10 @@ impl Program {
         format!("; its stderr: {}", show(tail.as_bytes()))
     }
 
+    /// Everything the program wrote to stdout, for a failure: what the
+    /// check had already taken and what came after it.
     fn output_so_far(&self) -> String {
-        let pending = self.out.data.pending();
-        if pending.is_empty() {
-            "nothing (more) on stdout".to_string()
-        } else {
-            format!("only {} on stdout", show(pending))
-        }
+        self.out.data.describe("on stdout")
     }
 
     /// A panic message on stderr, as `(location, message)`; the location as
@@ -582,28 +579,33 @@ impl Program {
         if let Some((loc, msg)) = self.panic_message() {
             let at = crate::results::Location::parse(&loc);
             if msg.contains("not yet implemented") || msg.contains("not implemented") {
+                // The kind and the place say it all; the check's general
+                // hint says what the `todo!()` is to do.
                 return Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
-                    .with_hint("fill in that `todo!()` — this check cannot pass before it")
                     .with_location(at);
             }
-            return Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what)
-                .with_hint(
-                    "a panic is never an answer: handle the error (EPIPE, EINTR, bad input) and exit with the status the contract names",
+            let failure = Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what);
+            let failure = if ["Broken pipe", "BrokenPipe", "EPIPE"].iter().any(|e| msg.contains(e)) {
+                failure.diagnosed(
+                    "it panicked on EPIPE: the reader of its output had gone, and the error was not handled \
+                     (`println!` panics on it, and so does an `unwrap` of the write)",
+                    "write with `write_all` and handle the error: stop, say so on stderr and exit with the status \
+                     the contract names",
                 )
-                .with_location(at);
+            } else {
+                failure
+            };
+            return failure.with_location(at);
         }
         match exit {
             Exit::Signal(sig) => {
                 let sname = super::failure::signal_name(sig);
-                let hint = match sig {
-                    libc::SIGPIPE => "SIGPIPE: it wrote to a pipe or socket whose reader had gone",
-                    libc::SIGABRT => "SIGABRT: often a panic or allocation inside a signal handler, or a double panic",
-                    libc::SIGSEGV => "SIGSEGV: invalid memory access (unsafe code, a bad pointer into shared memory?)",
-                    libc::SIGXCPU => "SIGXCPU: it used up its CPU-time limit — a busy loop?",
-                    _ => "a signal it did not handle ended it",
-                };
-                Failure::new(Kind::Crashed, format!("{name} was killed by {sname}{}", self.stderr_tail()), what)
-                    .with_hint(hint)
+                let got = format!("{name} was killed by {sname}{}", self.stderr_tail());
+                let failure = Failure::new(Kind::Crashed, got, what);
+                match killed_by(sig) {
+                    Some((means, hint)) => failure.diagnosed(means, hint),
+                    None => failure,
+                }
             }
             Exit::Code(code) => Failure::wrong(
                 format!("{name} exited with status {code}; {}{}", self.output_so_far(), self.stderr_tail()),
@@ -653,7 +655,10 @@ impl Program {
                 format!("{} wrote more than {} to {which}; the grader stopped it", self.name, size(cap)),
                 what,
             )
-            .with_hint("a loop that never ends, or that does not stop at EOF / on an error?"),
+            .diagnosed(
+                "the program printed far more than the check can ask of it",
+                "look for a loop that never ends, or one that does not stop at EOF or on an error",
+            ),
         )
     }
 }
@@ -686,6 +691,33 @@ impl Drop for Program {
         let _ = self.child.wait();
         // Dropping `child` then gives its pid up and reaps the orphans.
     }
+}
+
+/// What a death by `sig` means and what to do about it, for the signals
+/// that have a usual cause; `None` for the rest (the check's general hint
+/// applies).
+fn killed_by(sig: i32) -> Option<(&'static str, &'static str)> {
+    Some(match sig {
+        libc::SIGPIPE => (
+            "it wrote to a pipe or socket whose reader had gone, and SIGPIPE's default action ended it",
+            "where the reader may go first, handle EPIPE: Rust ignores SIGPIPE, so `write` returns the error; in C \
+             ignore SIGPIPE or send with MSG_NOSIGNAL",
+        ),
+        libc::SIGABRT => (
+            "the process aborted (SIGABRT): a panic while panicking, a failed allocation, or a lock or allocator \
+             entered again from a signal handler",
+            "look at stderr in `got`; a signal handler may only do async-signal-safe work (set a flag)",
+        ),
+        libc::SIGSEGV => (
+            "an invalid memory access",
+            "look at the unsafe code: a bad pointer, or one past the end of shared memory?",
+        ),
+        libc::SIGXCPU => (
+            "it used up its CPU-time limit: it kept computing while it should have been waiting",
+            "look for a busy loop: block in `read`, `poll` or `waitpid` instead of trying again and again",
+        ),
+        _ => return None,
+    })
 }
 
 /// Bytes waiting in a pipe (FIONREAD); 0 when unknown.
