@@ -103,6 +103,29 @@ fn labelled<'a>(message: &'a str, label: &str) -> Vec<&'a str> {
     &["the parent exited without `waitpid`: its child was left running or a zombie"],
     &["waits for the child with `waitpid` before it exits"]
 )]
+// Pipeline: who keeps which pipe end open, by stage.
+#[case::parent_keeps_pipe_ends(
+    "pipeline",
+    "parent-keeps-pipe-ends",
+    "eof-propagation",
+    &["pipeline (pid ", ") still holds the write end of the pipe into `cat` (stage 2) as fd ", "so `cat` never sees \
+       EOF"],
+    &["after each `fork`, close in the parent the pipe ends it handed on"]
+)]
+#[case::parent_keeps_read_ends(
+    "pipeline",
+    "parent-keeps-read-ends",
+    "sigpipe",
+    &["pipeline (pid ", ") still holds the read end of the pipe out of `yes` (stage 1) as fd "],
+    &["after each `fork`, close in the parent the pipe ends it handed on"]
+)]
+#[case::child_keeps_extra_ends(
+    "pipeline",
+    "child-keeps-extra-ends",
+    "sigpipe",
+    &["`yes` (stage 1) holds the read end of the pipe it writes into itself, as fd "],
+    &["in each child, close every pipe end besides the two it `dup2`ed"]
+)]
 fn the_diagnosis_names_the_cause_and_its_hint(
     #[case] exercise: &str,
     #[case] mutant: &str,

@@ -11,10 +11,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::support::{pattern, WatchedChild};
+use nix::unistd::Pid;
+
+use super::support::{pattern, who_holds_pipe, WatchedChild};
 use crate::check::{same, Check, Ctx, Exercise};
 use crate::harness::failure::signal_name;
-use crate::harness::{show, Exit, Failure, Program, Spec, Step};
+use crate::harness::{procfs, show, Exit, Failure, Kind, Program, Spec, Step};
 use crate::probe::Report;
 
 const BIN: &str = "pipeline";
@@ -149,12 +151,60 @@ fn like(cx: &Ctx, stages: &[&str], input: &[u8]) -> Step {
     let mut p = start(cx, stages, 32 << 20)?;
     p.send(input);
     p.close_stdin();
-    let exit = p.wait_exit(&format!("the pipeline to end like `sh -c '{}'`", stages.join(" | ")), cx.secs(20.0))?;
+    let exit = p
+        .wait_exit(&format!("the pipeline to end like `sh -c '{}'`", stages.join(" | ")), cx.secs(20.0))
+        .map_err(|f| held_pipe(&p, stages.len(), f))?;
     let want_code = exit_code(want_exit);
     if exit != Exit::Code(want_code) {
         return Err(p.classify(exit, &format!("exit status {want_code}, as from `sh`")));
     }
     same(&format!("stdout of `{}`", stages.join(" | ")), p.stdout(), &want)
+}
+
+/// The pipeline of `count` stages hangs after its input ended: when a stage
+/// waits on a pipe whose other end some process keeps open, say who keeps
+/// it, as which descriptor.
+fn held_pipe(p: &Program, count: usize, f: Failure) -> Failure {
+    if f.kind != Kind::TimedOut {
+        return f;
+    }
+    let stages = stage_numbers(p, count);
+    let name = |pid: Pid| match stages.iter().find(|s| s.0 == pid) {
+        _ if pid == p.pid() => format!("{BIN} (pid {pid})"),
+        Some(&(_, k)) => format!("`{}` (stage {k})", procfs::comm(pid)),
+        None => format!("`{}` (pid {pid})", procfs::comm(pid)),
+    };
+    let Some(held) = who_holds_pipe(p, name) else { return f };
+    let hint = if held.holder == p.pid() {
+        "after each `fork`, close in the parent the pipe ends it handed on to the child: the parent reads and \
+         writes none of them"
+    } else {
+        "in each child, close every pipe end besides the two it `dup2`ed onto 0 and 1 before `execvp` (or make \
+         the pipes with `pipe2(OFlag::O_CLOEXEC)`)"
+    };
+    f.diagnosed(held.what_it_means, hint)
+}
+
+/// The stages of a pipeline of `count` stages that still run, by number:
+/// the first reads the pipeline's stdin, the last writes its stdout, and
+/// each stage between reads, as its stdin, the pipe the one before it
+/// writes as its stdout. Found from both ends, so a stage that has gone
+/// breaks the chain only where it was.
+fn stage_numbers(p: &Program, count: usize) -> Vec<(Pid, usize)> {
+    let pipe = |pid: Pid, fd: i32| procfs::fd_target(pid, fd).as_deref().and_then(procfs::pipe_inode);
+    let kids = procfs::children(p.pid());
+    let mut out = Vec::new();
+    let mut walk = |order: Vec<usize>, along: i32, back: i32| {
+        let mut end = pipe(p.pid(), along);
+        for k in order {
+            let Some(stage) = kids.iter().copied().find(|&c| end.is_some() && pipe(c, along) == end) else { break };
+            out.push((stage, k));
+            end = pipe(stage, back);
+        }
+    };
+    walk((1..=count).collect(), 0, 1);
+    walk((1..=count).rev().collect(), 1, 0);
+    out
 }
 
 fn exit_code(e: Exit) -> i32 {
@@ -192,11 +242,13 @@ fn eof_propagation(cx: &Ctx) -> Step {
     same("the line", &line, b"through four cats")?;
     p.close_stdin();
     p.expect_exit(0, "exit status 0 once stdin ended (EOF must reach every stage)", cx.secs(5.0))
+        .map_err(|f| held_pipe(&p, 4, f))
 }
 
 fn sigpipe(cx: &Ctx) -> Step {
     let mut p = start(cx, &["yes", "head -n 3"], 1 << 20)?;
-    p.expect_exit(0, "exit status 0 promptly (`yes` ended by SIGPIPE)", cx.secs(5.0))?;
+    p.expect_exit(0, "exit status 0 promptly (`yes` ended by SIGPIPE)", cx.secs(5.0))
+        .map_err(|f| held_pipe(&p, 2, f))?;
     same("stdout", p.stdout(), b"y\ny\ny\n")?;
     if !p.stderr().is_empty() {
         return Err(Failure::wrong(
@@ -223,7 +275,7 @@ fn inherited_state(cx: &Ctx) -> Step {
     let mut p = start(cx, &refs, 1 << 20)?;
     p.send(b"probe data\n");
     p.close_stdin();
-    p.expect_exit(0, "the three probe stages to finish", cx.secs(10.0))?;
+    p.expect_exit(0, "the three probe stages to finish", cx.secs(10.0)).map_err(|f| held_pipe(&p, 3, f))?;
     same("stdout", p.stdout(), b"probe data\n")?;
     let Some(reports) = probe_reports(&p, &TAGS) else {
         return Err(Failure::wrong(
@@ -340,7 +392,7 @@ fn large_data(cx: &Ctx) -> Step {
     let mut p = start(cx, &["cat"; 5], 12 << 20)?;
     p.send(&data);
     p.close_stdin();
-    p.expect_exit(0, "10 MiB through five `cat`s and exit status 0", cx.secs(20.0))?;
+    p.expect_exit(0, "10 MiB through five `cat`s and exit status 0", cx.secs(20.0)).map_err(|f| held_pipe(&p, 5, f))?;
     same("the 10 MiB after five `cat`s", p.stdout(), &data)
 }
 
@@ -348,7 +400,7 @@ fn many_stages(cx: &Ctx) -> Step {
     let mut p = start(cx, &["cat"; 20], 1 << 20)?;
     p.send(b"twenty stages\n");
     p.close_stdin();
-    p.expect_exit(0, "20 `cat` stages to end with status 0", cx.secs(10.0))?;
+    p.expect_exit(0, "20 `cat` stages to end with status 0", cx.secs(10.0)).map_err(|f| held_pipe(&p, 20, f))?;
     same("stdout", p.stdout(), b"twenty stages\n")
 }
 
