@@ -106,8 +106,11 @@ pub fn signal_name(sig: i32) -> String {
 pub fn show(bytes: &[u8]) -> String {
     /// Characters of escaped text shown at most, half from each end.
     const MAX: usize = 80;
-    let head = pieces(&bytes[..bytes.len().min(MAX + 1)]);
-    if bytes.len() <= MAX && head.iter().map(|p| p.1.chars().count()).sum::<usize>() <= MAX {
+    /// What cutting costs (the `…(N bytes more)…` between the ends): data
+    /// only this much longer than [`MAX`] is shown whole.
+    const CUT: usize = 24;
+    let head = pieces(&bytes[..bytes.len().min(MAX + CUT + 1)]);
+    if bytes.len() <= MAX + CUT && head.iter().map(|p| p.1.chars().count()).sum::<usize>() <= MAX + CUT {
         return format!("`{}`", head.into_iter().map(|p| p.1).collect::<String>());
     }
     let head = take_shown(head, MAX / 2);
