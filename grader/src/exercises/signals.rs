@@ -334,7 +334,25 @@ fn signal_storm(cx: &Ctx) -> Step {
         input.extend_from_slice(format!("line {i:05} {pad}\n").as_bytes());
     }
     p.send(&input);
-    let mut sent = 0;
+    // First the one moment that is sure to show a handler that prints: the
+    // grader stops reading, the program blocks in the `write` of a line
+    // (inside its output library's lock), and then the signal comes.
+    p.hold_stdout(true);
+    let mut asleep = 0;
+    p.wait_for("sigecho to block writing its stdout (the grader stopped reading it)", cx.secs(10.0), true, |p| {
+        match p.stdout_stalled() {
+            Some(true) => return Some(()),
+            // Asleep elsewhere (a `poll` for a writable stdout): seen twice
+            // in a row, so a passing pause does not count.
+            Some(false) => asleep += 1,
+            None => asleep = 0,
+        }
+        (asleep >= 2).then_some(())
+    })
+    .map_err(storm_broke)?;
+    p.signal(Signal::SIGINT);
+    p.hold_stdout(false);
+    let mut sent = 1;
     // Sampled, so the bursts go on even while the program prints nothing.
     p.wait_for("the echo of all input while signals arrive", cx.secs(20.0), true, |p| {
         // A burst per wake-up, so the signals land all through the echo.

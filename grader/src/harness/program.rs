@@ -80,12 +80,15 @@ struct Stream {
     /// Our read end of the pipe; `None` once the grader closed it.
     pipe: Option<std::fs::File>,
     data: Capture,
+    /// Not read while held: the pipe fills and the program blocks in its
+    /// `write` (see [`Program::hold_stdout`]).
+    held: bool,
 }
 
 impl Stream {
     fn new(fd: OwnedFd, cap: usize) -> Stream {
         set_nonblocking(&fd);
-        Stream { pipe: Some(fd.into()), data: Capture::new(cap) }
+        Stream { pipe: Some(fd.into()), data: Capture::new(cap), held: false }
     }
 
     fn open(&self) -> bool {
@@ -93,6 +96,9 @@ impl Stream {
     }
 
     fn drain(&mut self) {
+        if self.held {
+            return;
+        }
         if let Some(pipe) = &mut self.pipe {
             self.data.drain_from(pipe);
         }
@@ -280,6 +286,45 @@ impl Program {
         self.out.pipe = None;
     }
 
+    /// Stop (`true`) or resume (`false`) reading the program's stdout. While
+    /// held, the pipe fills and the program's next `write` blocks, inside
+    /// whatever lock its output library holds: the one moment in which a
+    /// signal handler that prints is sure to re-enter that lock.
+    pub fn hold_stdout(&mut self, held: bool) {
+        if held != self.out.held {
+            self.log(if held {
+                format!("stopped reading {}'s stdout, so the pipe fills", self.name)
+            } else {
+                format!("read {}'s stdout again", self.name)
+            });
+        }
+        self.out.held = held;
+    }
+
+    /// While the grader holds stdout (see [`Self::hold_stdout`]): whether
+    /// the program has stopped writing it, and how. `None` while a thread
+    /// runs or the pipe is empty; `Some(true)` when a thread sleeps in the
+    /// kernel's pipe write (blocked in `write` of its stdout); `Some(false)`
+    /// when every thread sleeps elsewhere (in `poll` for a writable stdout,
+    /// say) — the caller tells that from a pause by seeing it last. Not
+    /// "the pipe is full": how much room a blocked writer leaves depends on
+    /// its write sizes (a page per write that does not fit the last one).
+    pub fn stdout_stalled(&self) -> Option<bool> {
+        let pipe = self.out.pipe.as_ref().filter(|_| self.out.held)?;
+        if pipe_fill(pipe) == 0 {
+            return None;
+        }
+        let tasks = procfs::tasks(self.pid);
+        if tasks.is_empty() || tasks.iter().any(|t| t.state != 'S') {
+            return None;
+        }
+        Some(
+            tasks
+                .iter()
+                .any(|t| procfs::pipe_wait(Pid::from_raw(t.tid)).is_some_and(|(end, _)| end == procfs::PipeEnd::Write)),
+        )
+    }
+
     /// Bytes queued for stdin and not yet taken by the pipe.
     pub fn stdin_backlog(&self) -> usize {
         self.queued.len() - self.queued_off
@@ -425,7 +470,9 @@ impl Program {
                 return Some(Err(f));
             }
             let exited = p.exit().is_some();
-            (exited && !p.out.open() && !p.err.open()).then(|| Err(p.ended_early(what)))
+            // A held stdout is never read to its EOF: the exit alone ends it.
+            let out_open = p.out.open() && !p.out.held;
+            (exited && !out_open && !p.err.open()).then(|| Err(p.ended_early(what)))
         });
         outcome.unwrap_or_else(|| Err(self.timed_out(what, timeout)))
     }
@@ -515,7 +562,7 @@ impl Program {
         let (out_open, err_open, alive) = (self.out.open(), self.err.open(), self.exit.is_none());
         {
             let mut fds: Vec<PollFd> = Vec::with_capacity(4);
-            if let (true, Some(fd)) = (out_open, &self.out.pipe) {
+            if let (true, false, Some(fd)) = (out_open, self.out.held, &self.out.pipe) {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
             if let (true, Some(fd)) = (err_open, &self.err.pipe) {
@@ -721,7 +768,7 @@ fn killed_by(sig: i32) -> Option<(&'static str, &'static str)> {
 }
 
 /// Bytes waiting in a pipe (FIONREAD); 0 when unknown.
-fn pipe_fill(fd: &OwnedFd) -> usize {
+fn pipe_fill(fd: &impl AsRawFd) -> usize {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one c_int through the pointer we pass, which
     // points to a live local; the descriptor is owned by us.
