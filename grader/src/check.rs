@@ -123,6 +123,7 @@ impl<'a> Ctx<'a> {
             args: args.iter().map(OsString::from).collect(),
             limits: Default::default(),
             cpu: None,
+            env: Vec::new(),
         };
         let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true };
         adjust(&mut spec, &mut opts);

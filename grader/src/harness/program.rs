@@ -528,21 +528,41 @@ impl Program {
         None
     }
 
-    /// Describe an exit that the check did not want.
-    pub fn classify(&self, exit: Exit, what: &str) -> Failure {
+    /// A panic (or a `todo!()` reached) that stderr reports, as a failure.
+    fn panic_failure(&self, what: &str) -> Option<Failure> {
         let name = &self.name;
-        if let Some((loc, msg)) = self.panic_message() {
-            let at = crate::results::Location::parse(&loc);
-            if msg.contains("not yet implemented") || msg.contains("not implemented") {
-                return Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
+        let (loc, msg) = self.panic_message()?;
+        let at = crate::results::Location::parse(&loc);
+        if msg.contains("not yet implemented") || msg.contains("not implemented") {
+            return Some(
+                Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
                     .with_hint("fill in that `todo!()` — this check cannot pass before it")
-                    .with_location(at);
-            }
-            return Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what)
+                    .with_location(at),
+            );
+        }
+        Some(
+            Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what)
                 .with_hint(
                     "a panic is never an answer: handle the error (EPIPE, EINTR, bad input) and exit with the status the contract names",
                 )
-                .with_location(at);
+                .with_location(at),
+        )
+    }
+
+    /// A panic in a thread of a program that still runs (a `todo!()` in a
+    /// handler that a library runs on a thread of its own): whatever stderr
+    /// holds now, read without waiting.
+    pub fn panicked(&mut self, what: &str) -> Option<Failure> {
+        self.out.drain();
+        self.err.drain();
+        self.panic_failure(what)
+    }
+
+    /// Describe an exit that the check did not want.
+    pub fn classify(&self, exit: Exit, what: &str) -> Failure {
+        let name = &self.name;
+        if let Some(f) = self.panic_failure(what) {
+            return f;
         }
         match exit {
             Exit::Signal(sig) => {

@@ -44,6 +44,8 @@ pub struct Spec {
     pub limits: Limits,
     /// Pin the program (and so its children) to one CPU.
     pub cpu: Option<usize>,
+    /// Variables set on top of the clean environment (`DBUS_SESSION_BUS_ADDRESS`).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// Build the `Command` for `spec`: stdin, stdout and stderr are pipes the
@@ -58,6 +60,7 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
         .env("LANG", "C.UTF-8")
         .env("RUST_BACKTRACE", "0")
         .env(TOKEN_VAR, &leash.token)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -113,6 +116,26 @@ pub fn reset_signals(cmd: &mut Command) {
     unsafe {
         cmd.pre_exec(|| {
             default_signals();
+            Ok(())
+        });
+    }
+}
+
+/// Contain a helper process of the grader's own (the private
+/// `dbus-daemon` of a `bus` check): every signal at its default and none
+/// blocked, a session of its own (a Ctrl-C in the terminal is the grader's
+/// to handle), and no descriptor above 2 inherited — on this machine kind
+/// the grader itself inherits some.
+pub fn contain_helper(cmd: &mut Command) {
+    // SAFETY: runs between fork and exec; only async-signal-safe calls
+    // (sigaction, sigprocmask, setsid, close_range/fcntl).
+    unsafe {
+        cmd.pre_exec(|| {
+            default_signals();
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            mark_cloexec_from(3);
             Ok(())
         });
     }
