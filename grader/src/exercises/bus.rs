@@ -185,10 +185,14 @@ where
             ("org.freedesktop.DBus.Error.NameHasNoOwner", "nobody owns de.ipclab.Counter"),
             ("org.freedesktop.DBus.Error.UnknownObject", "there is no object /de/ipclab/Counter"),
             ("org.freedesktop.DBus.Error.UnknownInterface", "the object has no interface de.ipclab.Counter1"),
-            ("org.freedesktop.DBus.Error.UnknownMethod", "the interface has no such method (or not with this signature)"),
+            (
+                "org.freedesktop.DBus.Error.UnknownMethod",
+                "the interface has no such method (or not with this signature)",
+            ),
         ];
         if let Some((_, why)) = unreachable.iter().find(|(n, _)| n == name) {
-            let said = format!("the error {name} ({text}){}", if why.is_empty() { String::new() } else { format!(": {why}") });
+            let said =
+                format!("the error {name} ({text}){}", if why.is_empty() { String::new() } else { format!(": {why}") });
             return Err(no_answer(cx, p, &what, &said));
         }
     }
@@ -235,8 +239,11 @@ fn expect_total(answer: Answer, call: &str, want: i64) -> Step {
             let body = m.body();
             let sig = body.signature().to_string();
             if sig != "x" {
-                return Err(Failure::wrong(format!("{call} returned a value with the signature `{sig}`"), format!("{what} as `x` (i64)"))
-                    .with_hint("the total is a 64-bit signed integer: declare it `i64` (D-Bus `x`)"));
+                return Err(Failure::wrong(
+                    format!("{call} returned a value with the signature `{sig}`"),
+                    format!("{what} as `x` (i64)"),
+                )
+                .with_hint("the total is a 64-bit signed integer: declare it `i64` (D-Bus `x`)"));
             }
             let got: i64 = body.deserialize().map_err(|e| Failure::grader(format!("decoding `x`: {e}")))?;
             if got != want {
@@ -262,9 +269,10 @@ fn get_expect(cx: &Ctx, p: &mut Program, c: &Client, want: i64) -> Step {
 /// A call that returns nothing: `Reset()`, `Quit()`.
 fn call_unit(cx: &Ctx, p: &mut Program, c: &Client, member: &str) -> Step {
     match invoke(cx, p, c, member, &(), "")? {
-        Answer::Error(name, text) => {
-            Err(Failure::wrong(format!("{member}() replied the error {name}: {text}"), format!("{member}() to return nothing")))
-        }
+        Answer::Error(name, text) => Err(Failure::wrong(
+            format!("{member}() replied the error {name}: {text}"),
+            format!("{member}() to return nothing"),
+        )),
         Answer::Returned(m) => {
             let sig = m.body().signature().to_string();
             if !sig.is_empty() {
@@ -299,10 +307,7 @@ fn counter_ready(cx: &Ctx) -> Step {
     let a = client(cx, &bus, "client A")?;
     let (mut p, unique) = start_counter(cx, &bus)?;
     let owner = a.owner(NAME)?;
-    a.log(format!(
-        "client A asked the bus who owns {NAME} (GetNameOwner): {}",
-        owner.as_deref().unwrap_or("nobody")
-    ));
+    a.log(format!("client A asked the bus who owns {NAME} (GetNameOwner): {}", owner.as_deref().unwrap_or("nobody")));
     match owner {
         None => {
             return Err(Failure::wrong(
@@ -358,7 +363,11 @@ fn next_signal(cx: &Ctx, p: &mut Program, signals: &mut Signals, what: &str) -> 
             if let Some(f) = p.panicked(what) {
                 return Err(f);
             }
-            Err(Failure::new(Kind::TimedOut, format!("no such signal within {:.1} s", cx.secs(3.0).as_secs_f64()), what))
+            Err(Failure::new(
+                Kind::TimedOut,
+                format!("no such signal within {:.1} s", cx.secs(3.0).as_secs_f64()),
+                what,
+            ))
         }
     }
 }
@@ -393,15 +402,17 @@ fn counter_changed(cx: &Ctx) -> Step {
     let expected = "Changed(3) (Add), Changed(0) (Reset), Changed(-4) (Add), and nothing for Get or the failed Add";
     let mut got: Vec<i64> = Vec::new();
     while got.last() != Some(&-4) && got.len() < 8 {
-        let m = next_signal(cx, &mut p, &mut signals, &format!("the listener to receive {expected}")).map_err(|mut f| {
-            if f.kind == Kind::TimedOut {
-                f.got = format!("the signals {}, then {}", show_totals(&got), f.got);
-                f = f.with_hint(
-                    "a signal emitted with a destination (the caller) reaches nobody else: emit it without one",
-                );
-            }
-            f
-        })?;
+        let m = next_signal(cx, &mut p, &mut signals, &format!("the listener to receive {expected}")).map_err(
+            |mut f| {
+                if f.kind == Kind::TimedOut {
+                    f.got = format!("the signals {}, then {}", show_totals(&got), f.got);
+                    f = f.with_hint(
+                        "a signal emitted with a destination (the caller) reaches nobody else: emit it without one",
+                    );
+                }
+                f
+            },
+        )?;
         let h = m.header();
         let right = h.path().is_some_and(|x| x.as_str() == PATH)
             && h.interface().is_some_and(|x| x.as_str() == IFACE)
@@ -481,11 +492,7 @@ fn counter_clients(cx: &Ctx) -> Step {
     let rising = |v: &[i64]| v.windows(2).all(|w| w[0] < w[1]);
     if all.len() != 2 * CALLS || !rising(&from_a) || !rising(&from_b) || all.last() != Some(&total) {
         return Err(Failure::wrong(
-            format!(
-                "{} different totals; the highest {}",
-                all.len(),
-                all.last().copied().unwrap_or_default()
-            ),
+            format!("{} different totals; the highest {}", all.len(), all.last().copied().unwrap_or_default()),
             format!("{} different totals, each client's rising, the last {total}", 2 * CALLS),
         ));
     }
@@ -508,7 +515,10 @@ fn counter_introspect(cx: &Ctx) -> Step {
     let (mut p, _) = start_counter(cx, &bus)?;
     let what = "an answer to org.freedesktop.DBus.Introspectable.Introspect()";
     let xml = match a.call(NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect", &()) {
-        Ok(m) => m.body().deserialize::<String>().map_err(|e| Failure::wrong(format!("a reply that is no string: {e}"), what))?,
+        Ok(m) => m
+            .body()
+            .deserialize::<String>()
+            .map_err(|e| Failure::wrong(format!("a reply that is no string: {e}"), what))?,
         Err(e) => return Err(no_answer(cx, &mut p, what, &e.to_string())),
     };
     a.log(format!("client A called Introspect() on {PATH}: {} bytes of XML", xml.len()));
@@ -516,12 +526,13 @@ fn counter_introspect(cx: &Ctx) -> Step {
     let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
     let doc = roxmltree::Document::parse_with_options(&xml, options)
         .map_err(|e| Failure::wrong(format!("introspection data that is not XML: {e}"), "the XML of a node"))?;
-    let Some(iface) = doc
-        .root_element()
-        .children()
-        .find(|n| n.has_tag_name("interface") && n.attribute("name") == Some(IFACE))
+    let Some(iface) =
+        doc.root_element().children().find(|n| n.has_tag_name("interface") && n.attribute("name") == Some(IFACE))
     else {
-        return Err(Failure::wrong(format!("no interface {IFACE} in the introspection data"), format!("the interface {IFACE}")));
+        return Err(Failure::wrong(
+            format!("no interface {IFACE} in the introspection data"),
+            format!("the interface {IFACE}"),
+        ));
     };
     let mut got: Vec<String> = Vec::new();
     for member in iface.children().filter(|n| n.is_element()) {
@@ -550,9 +561,19 @@ fn counter_introspect(cx: &Ctx) -> Step {
     if got != want {
         let extra: Vec<&String> = got.iter().filter(|g| !want.contains(g)).collect();
         let missing: Vec<&String> = want.iter().filter(|w| !got.contains(w)).collect();
-        let list = |v: &[&String]| if v.is_empty() { "none".to_string() } else { v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ") };
+        let list = |v: &[&String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            }
+        };
         return Err(Failure::wrong(
-            format!("{IFACE} with members the contract does not name: {}; and without: {}", list(&extra), list(&missing)),
+            format!(
+                "{IFACE} with members the contract does not name: {}; and without: {}",
+                list(&extra),
+                list(&missing)
+            ),
             format!("exactly {}", want.join("; ")),
         ));
     }
@@ -604,7 +625,10 @@ fn counter_refuses(cx: &Ctx) -> Step {
         let owner = a.owner(NAME)?;
         if owner.as_deref() != Some(unique.as_str()) {
             return Err(Failure::wrong(
-                format!("after the second counter gave up, {NAME} is owned by {}", owner.as_deref().unwrap_or("nobody")),
+                format!(
+                    "after the second counter gave up, {NAME} is owned by {}",
+                    owner.as_deref().unwrap_or("nobody")
+                ),
                 format!("the first counter, {unique}, to keep the name"),
             ));
         }
@@ -641,7 +665,11 @@ fn expect_release(cx: &Ctx, p: &mut Program, changes: &mut Signals, unique: &str
                 }
                 let w = p.whereabouts();
                 let state = if w.is_empty() { format!("{} had exited", p.name) } else { w };
-                return Err(Failure::new(Kind::TimedOut, format!("no NameOwnerChanged within {:.1} s; {state}", cx.secs(3.0).as_secs_f64()), what));
+                return Err(Failure::new(
+                    Kind::TimedOut,
+                    format!("no NameOwnerChanged within {:.1} s; {state}", cx.secs(3.0).as_secs_f64()),
+                    what,
+                ));
             }
             Next::Exited | Next::Closed => return Err(Failure::grader("the grader's connection to the bus ended")),
         };
@@ -783,9 +811,7 @@ fn watch_foreign(cx: &Ctx) -> Step {
     counter.log(format!("the grader's counter emitted de.ipclab.Other1.Changed(888) from {PATH}: another interface"));
     stranger.own("de.ipclab.CounterBackup")?;
     stranger.emit(BUS_PATH, BUS, "NameOwnerChanged", &(NAME, "", ":1.999"))?;
-    stranger.log(format!(
-        "the stranger emitted a fake {BUS}.NameOwnerChanged({NAME}, \"\", :1.999) from {BUS_PATH}"
-    ));
+    stranger.log(format!("the stranger emitted a fake {BUS}.NameOwnerChanged({NAME}, \"\", :1.999) from {BUS_PATH}"));
     stranger.sync()?;
     counter.sync()?;
     changed(&counter, 1)?;

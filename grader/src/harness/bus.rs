@@ -103,7 +103,10 @@ impl Bus {
             .tempdir()
             .map_err(|e| Failure::grader(format!("cannot create a directory for the bus: {e}")))?;
         if dir.path().to_str().is_none_or(|p| p.chars().any(|c| "<>&\"' \t\n".contains(c))) {
-            return Err(Failure::grader(format!("the temporary directory {} is unfit for a bus address", dir.path().display())));
+            return Err(Failure::grader(format!(
+                "the temporary directory {} is unfit for a bus address",
+                dir.path().display()
+            )));
         }
         let conf = dir.path().join("bus.conf");
         std::fs::write(&conf, config(dir.path()))
@@ -121,9 +124,7 @@ impl Bus {
             SpawnError::Io(e) if e.kind() == ErrorKind::NotFound => {
                 Failure::skipped(format!("{MISSING}; tried `{}`", Path::new(program).display()))
             }
-            SpawnError::Io(e) => {
-                Failure::grader(format!("cannot start `{}`: {e}", Path::new(program).display()))
-            }
+            SpawnError::Io(e) => Failure::grader(format!("cannot start `{}`: {e}", Path::new(program).display())),
         })?;
         let pid = daemon.pid();
         let stdout: OwnedFd = daemon.stdout.take().map(Into::into).ok_or_else(|| Failure::grader("no stdout pipe"))?;
@@ -158,7 +159,8 @@ impl Bus {
             if deadline.passed() {
                 return Err(Failure::grader("the dbus-daemon printed no address in time".to_string()));
             }
-            let mut fds = [PollFd::new(self.stdout.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds =
+                [PollFd::new(self.stdout.as_fd(), PollFlags::POLLIN), PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
             deadline::wait(&mut fds, deadline);
             if fds[1].any().unwrap_or(false) && !fds[0].any().unwrap_or(false) {
                 return Err(self.died("before it printed its address"));
@@ -259,14 +261,17 @@ impl Client {
 
     /// The unique name owning `name` now, if any (`GetNameOwner`).
     pub fn owner(&self, name: &str) -> Step<Option<String>> {
-        let reply = self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner", &name);
+        let reply =
+            self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetNameOwner", &name);
         match reply {
             Ok(m) => m
                 .body()
                 .deserialize::<String>()
                 .map(Some)
                 .map_err(|e| Failure::grader(format!("GetNameOwner replied oddly: {e}"))),
-            Err(zbus::Error::MethodError(error, _, _)) if error.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" => {
+            Err(zbus::Error::MethodError(error, _, _))
+                if error.as_str() == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
+            {
                 Ok(None)
             }
             Err(e) => Err(Failure::grader(format!("GetNameOwner({name}) failed: {e}"))),
@@ -285,7 +290,9 @@ impl Client {
 
     /// Give `name` up, logged.
     pub fn disown(&self, name: &str) -> Step {
-        self.conn.release_name(name).map_err(|e| Failure::grader(format!("{} cannot release {name}: {e}", self.name)))?;
+        self.conn
+            .release_name(name)
+            .map_err(|e| Failure::grader(format!("{} cannot release {name}: {e}", self.name)))?;
         self.log(format!("{} released the name {name}", self.name));
         Ok(())
     }
