@@ -121,22 +121,32 @@ fn start(cx: &Ctx, bin: &str, bus: &Bus) -> Step<Program> {
     cx.start_with(bin, &[], |spec, _| spec.env.push(bus.env()))
 }
 
-/// Start `bus-counter` and read `ready NAME`: the program and NAME.
-fn start_counter(cx: &Ctx, bus: &Bus) -> Step<(Program, String)> {
+/// Start `bus-counter` and read its `ready …` line (what follows `ready`
+/// is `counter-ready`'s business; the other checks ask the bus).
+fn start_counter(cx: &Ctx, bus: &Bus) -> Step<Program> {
+    Ok(start_counter_line(cx, bus)?.0)
+}
+
+/// Start `bus-counter`; the program and what its `ready` line names.
+fn start_counter_line(cx: &Ctx, bus: &Bus) -> Step<(Program, String)> {
     let mut p = start(cx, COUNTER, bus)?;
     let line = p.line("`ready UNIQUE-NAME`", cx.secs(5.0))?;
-    let text = String::from_utf8_lossy(&line).into_owned();
-    let Some(unique) = text.strip_prefix("ready ").filter(|u| !u.is_empty() && !u.contains(' ')) else {
-        return Err(Failure::wrong(format!("the line {}", show(&line)), "`ready UNIQUE-NAME`, e.g. `ready :1.7`"));
-    };
-    if !unique.starts_with(':') {
-        return Err(Failure::wrong(
-            format!("the line {}", show(&line)),
-            "`ready` with the connection's unique name, which starts with `:` (e.g. `:1.7`)",
-        )
-        .with_hint("the unique name is the bus's address for this connection: `Connection::unique_name()`"));
+    match String::from_utf8_lossy(&line).strip_prefix("ready ") {
+        Some(name) if !name.is_empty() => Ok((p, name.to_string())),
+        _ => Err(Failure::wrong(format!("the line {}", show(&line)), "`ready UNIQUE-NAME`, e.g. `ready :1.7`")),
     }
-    Ok((p, unique.to_string()))
+}
+
+/// The unique name owning de.ipclab.Counter, asked by `c` after `ready`.
+fn counter_owner(c: &Client) -> Step<String> {
+    let owner = c.owner(NAME)?;
+    c.log(format!("{} asked the bus who owns {NAME} (GetNameOwner): {}", c.name, owner.as_deref().unwrap_or("nobody")));
+    owner.ok_or_else(|| {
+        Failure::wrong(
+            format!("nobody owned {NAME} after `ready`"),
+            format!("`ready` only once the name {NAME} is owned"),
+        )
+    })
 }
 
 /// Start `bus-watch` and read `ready`.
@@ -305,23 +315,20 @@ fn add_overflows(cx: &Ctx, p: &mut Program, c: &Client, x: i64, before: i64) -> 
 fn counter_ready(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
-    let (mut p, unique) = start_counter(cx, &bus)?;
-    let owner = a.owner(NAME)?;
-    a.log(format!("client A asked the bus who owns {NAME} (GetNameOwner): {}", owner.as_deref().unwrap_or("nobody")));
-    match owner {
-        None => {
-            return Err(Failure::wrong(
-                format!("nobody owned {NAME} when `ready {unique}` came"),
-                format!("`ready` only once the name {NAME} is owned"),
-            ))
-        }
-        Some(o) if o != unique => {
-            return Err(Failure::wrong(
-                format!("`ready {unique}`, but {NAME} is owned by {o}"),
-                "`ready` with the unique name of the connection that owns the name",
-            ))
-        }
-        Some(_) => {}
+    let (mut p, printed) = start_counter_line(cx, &bus)?;
+    let owner = counter_owner(&a)?;
+    if printed != owner {
+        let f = Failure::wrong(
+            format!("`ready {printed}`, and {NAME} is owned by {owner}"),
+            format!("`ready {owner}`: the unique name of the connection that owns the name"),
+        );
+        return Err(if printed.starts_with(':') {
+            f
+        } else {
+            f.with_hint(
+                "the unique name (`:1.N`) is the bus's address for this connection: `Connection::unique_name()`",
+            )
+        });
     }
     get_expect(cx, &mut p, &a, 0)
 }
@@ -329,7 +336,7 @@ fn counter_ready(cx: &Ctx) -> Step {
 fn counter_methods(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
-    let (mut p, _) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
     add_expect(cx, &mut p, &a, 5, 5)?;
     add_expect(cx, &mut p, &a, -7, -2)?;
     get_expect(cx, &mut p, &a, -2)?;
@@ -343,7 +350,7 @@ fn counter_methods(cx: &Ctx) -> Step {
 fn counter_overflow(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
-    let (mut p, _) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
     add_expect(cx, &mut p, &a, i64::MAX, i64::MAX)?;
     add_overflows(cx, &mut p, &a, 1, i64::MAX)?;
     get_expect(cx, &mut p, &a, i64::MAX)?;
@@ -389,7 +396,8 @@ fn counter_changed(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
     let listener = client(cx, &bus, "the grader's listener")?;
-    let (mut p, unique) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
+    let unique = counter_owner(&listener)?;
     let mut signals = listener.subscribe(&format!("type='signal',sender='{unique}'"))?;
     listener.log(format!("the grader's listener subscribed to every signal from {unique}"));
     add_expect(cx, &mut p, &a, 3, 3)?;
@@ -449,7 +457,7 @@ fn counter_clients(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
     let b = client(cx, &bus, "client B")?;
-    let (mut p, _) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
     let barrier = std::sync::Barrier::new(2);
     let run = |conn: &zbus::blocking::Connection, x: i64| -> Result<Vec<i64>, String> {
         barrier.wait();
@@ -512,7 +520,7 @@ const INTERFACE: [(&str, &str, &[&str]); 5] = [
 fn counter_introspect(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
-    let (mut p, _) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
     let what = "an answer to org.freedesktop.DBus.Introspectable.Introspect()";
     let xml = match a.call(NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect", &()) {
         Ok(m) => m
@@ -610,7 +618,8 @@ fn counter_refuses(cx: &Ctx) -> Step {
     {
         let bus = bus(cx)?;
         let a = client(cx, &bus, "client A")?;
-        let (mut first, unique) = start_counter(cx, &bus)?;
+        let mut first = start_counter(cx, &bus)?;
+        let unique = counter_owner(&a)?;
         let mut second = start(cx, COUNTER, &bus)?;
         expect_refusal(cx, &mut second, &taken, "the first bus-counter owns the name").map_err(|f| {
             if f.got.contains("ready") {
@@ -686,7 +695,8 @@ fn expect_release(cx: &Ctx, p: &mut Program, changes: &mut Signals, unique: &str
 fn counter_quit(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
-    let (mut p, unique) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
+    let unique = counter_owner(&a)?;
     let mut changes = owner_changes(&a)?;
     call_unit(cx, &mut p, &a, "Quit").map_err(|f| {
         if f.got.contains("NoReply") {
@@ -702,7 +712,8 @@ fn counter_signals(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
     for sig in [Signal::SIGTERM, Signal::SIGINT] {
-        let (mut p, unique) = start_counter(cx, &bus)?;
+        let mut p = start_counter(cx, &bus)?;
+        let unique = counter_owner(&a)?;
         let mut changes = owner_changes(&a)?;
         p.signal(sig);
         expect_release(cx, &mut p, &mut changes, &unique, sig.as_str())?;
@@ -712,7 +723,7 @@ fn counter_signals(cx: &Ctx) -> Step {
 
 fn counter_bus_lost(cx: &Ctx) -> Step {
     let mut bus = bus(cx)?;
-    let (mut p, _) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
     bus.kill("the bus goes away under the service");
     let what = "bus-counter to notice the end of its connection and exit with status 1";
     let exit = p.wait_exit(what, cx.secs(3.0)).map_err(|f| {
@@ -731,7 +742,7 @@ fn counter_bus_lost(cx: &Ctx) -> Step {
 fn counter_idle(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
     let a = client(cx, &bus, "client A")?;
-    let (mut p, _) = start_counter(cx, &bus)?;
+    let mut p = start_counter(cx, &bus)?;
     add_expect(cx, &mut p, &a, 1, 1)?;
     let pid = p.pid();
     let usage = measure_idle(&mut p, pid, COUNTER, Duration::from_secs(1), "with no calls coming")?;
@@ -798,11 +809,11 @@ fn watch_already_running(cx: &Ctx) -> Step {
 
 fn watch_foreign(cx: &Ctx) -> Step {
     let bus = bus(cx)?;
+    let mut p = start_watch(cx, &bus)?;
     let counter = client(cx, &bus, "the grader's counter")?;
     counter.own(NAME)?;
+    expect_line(cx, &mut p, "counter up", "once the name has an owner")?;
     let stranger = client(cx, &bus, "a stranger")?;
-    let mut p = start_watch(cx, &bus)?;
-    expect_line(cx, &mut p, "counter up", "right after `ready`")?;
     stranger.emit(PATH, IFACE, "Changed", &666i64)?;
     stranger.log(format!("the stranger (not the owner of {NAME}) emitted {IFACE}.Changed(666) from {PATH}"));
     counter.emit("/de/ipclab/Other", IFACE, "Changed", &777i64)?;

@@ -24,9 +24,9 @@
 //! ```
 //!
 //! It prints `ready UNIQUE-NAME` once it owns the name and serves the
-//! object. Name taken: `bus-counter: name de.ipclab.Counter is taken`, exit
-//! 1. SIGINT or SIGTERM: release the name, exit 0. The bus goes away:
-//! `bus-counter: lost the bus connection`, exit 1.
+//! object. Name taken: `bus-counter: name de.ipclab.Counter is taken` on
+//! stderr, exit 1. SIGINT or SIGTERM: release the name, exit 0. The bus
+//! goes away: `bus-counter: lost the bus connection`, exit 1.
 //!
 //! What is done for you: connecting ([`connect`]), exporting the object
 //! ([`export`], [`Counter`]) and the shape of its interface (the `impl
