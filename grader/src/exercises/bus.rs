@@ -62,8 +62,9 @@ pub fn exercise() -> Exercise {
                  broadcast: the bus hands it to every subscriber, not only to the caller), after the total changed. \
                  Get changes nothing; a failed Add neither.", counter_changed),
             Check::new("counter-clients", 6, "counter: two clients calling at once share one total",
-                "The bus serialises nothing for you across clients, and the service has one counter for everybody: \
-                 not one per caller (that was UDP's per-address total).", counter_clients),
+                "The calls of many clients arrive interleaved on the service's one connection to the bus (N \
+                 connections instead of N·(N−1)); the service keeps one counter for all of them — not one per \
+                 caller, as the udp server kept one per address.", counter_clients),
             Check::new("counter-introspect", 5, "counter: Introspect on /de/ipclab/Counter describes exactly the interface de.ipclab.Counter1",
                 "zbus describes every method of the `#[interface]` block to `Introspect`: a helper function written \
                  inside that block becomes a D-Bus method too. Keep helpers in a separate `impl` block.", counter_introspect),
@@ -221,7 +222,7 @@ fn describe_body(m: &zbus::message::Message) -> String {
     match sig.as_str() {
         "" => "()".to_string(),
         "x" => body.deserialize::<i64>().map(|v| v.to_string()).unwrap_or_else(|_| "?".into()),
-        _ => format!("a reply with the signature `{sig}`"),
+        _ => format!("values with the signature `{sig}`"),
     }
 }
 
@@ -415,7 +416,8 @@ fn counter_changed(cx: &Ctx) -> Step {
                 if f.kind == Kind::TimedOut {
                     f.got = format!("the signals {}, then {}", show_totals(&got), f.got);
                     f = f.with_hint(
-                        "a signal emitted with a destination (the caller) reaches nobody else: emit it without one",
+                        "emit Changed after every change, with no destination: a signal sent to the caller reaches \
+                         nobody else",
                     );
                 }
                 f
@@ -475,7 +477,9 @@ fn counter_clients(cx: &Ctx) -> Step {
         let tb = s.spawn(|| run(conn_b, 1000));
         (ta.join(), tb.join())
     });
-    cx.did(format!("client A and client B called Add({CALLS} times) at the same time: A Add(1), B Add(1000)"));
+    cx.did(format!(
+        "client A and client B each called Add {CALLS} times, both at the same moment: A Add(1), B Add(1000)"
+    ));
     let from_a = from_a.map_err(|_| Failure::grader("a client thread panicked"))?;
     let from_b = from_b.map_err(|_| Failure::grader("a client thread panicked"))?;
     let (from_a, from_b) = match (from_a, from_b) {
