@@ -57,7 +57,7 @@ pub fn exercise() -> Exercise {
                 "`i64::checked_add` says when the sum does not fit. Return an error whose D-Bus name is \
                  `de.ipclab.Counter1.Error.Overflow`: `#[derive(DBusError)]` with `#[zbus(prefix = \
                  \"de.ipclab.Counter1.Error\")]` and a variant `Overflow`. Change the total only after the check.", counter_overflow),
-            Check::new("counter-changed", 9, "counter: `Changed(total)` after every Add and Reset, to everybody — never after Get or a failed Add",
+            Check::new("counter-changed", 9, "counter: `Changed(total)` after every Add and Reset, to everybody — never after Get or an Add that overflowed",
                 "Emit the signal from /de/ipclab/Counter with the interface de.ipclab.Counter1 and no destination (a \
                  broadcast: the bus hands it to every subscriber, not only to the caller), after the total changed. \
                  Get changes nothing; a failed Add neither.", counter_changed),
