@@ -45,6 +45,7 @@ pub fn exercise() -> Exercise {
         title: "D-Bus: a counter service owning a well-known name, and a subscriber that follows it",
         slides: "„Software-Bussysteme“, „Beispiel: Dbus (Linux)“ (1) and (2)",
         bins: &[COUNTER, WATCH],
+        hints: include_str!("../../hints/bus.toml"),
         checks: vec![
             Check::new("counter-ready", 7, "counter: `ready NAME` only once it owns de.ipclab.Counter and serves its object; NAME is its unique name",
                 "Connect, export the object, request the name — then print `ready` with the unique name the bus gave \
@@ -119,7 +120,10 @@ fn client(cx: &Ctx, bus: &Bus, name: &str) -> Step<Client> {
 
 /// Start `bin` on `bus`.
 fn start(cx: &Ctx, bin: &str, bus: &Bus) -> Step<Program> {
-    cx.start_with(bin, &[], |spec, _| spec.env.push(bus.env()))
+    cx.start_with(bin, &[], |spec, opts| {
+        spec.env.push(bus.env());
+        opts.needs_account = true;
+    })
 }
 
 /// Start `bus-counter` and read its `ready …` line (what follows `ready`
@@ -254,7 +258,10 @@ fn expect_total(answer: Answer, call: &str, want: i64) -> Step {
                     format!("{call} returned a value with the signature `{sig}`"),
                     format!("{what} as `x` (i64)"),
                 )
-                .with_hint("the total is a 64-bit signed integer: declare it `i64` (D-Bus `x`)"));
+                .diagnosed(
+                    "the total came back as another D-Bus type than `x`",
+                    "the total is a 64-bit signed integer: declare it `i64` (D-Bus `x`)",
+                ));
             }
             let got: i64 = body.deserialize().map_err(|e| Failure::grader(format!("decoding `x`: {e}")))?;
             if got != want {
@@ -302,12 +309,15 @@ fn add_overflows(cx: &Ctx, p: &mut Program, c: &Client, x: i64, before: i64) -> 
     let what = format!("Add({x}) to reply the error {OVERFLOW}: {before} + {x} does not fit into an i64");
     match add(cx, p, c, x)? {
         Answer::Error(name, _) if name == OVERFLOW => Ok(()),
-        Answer::Error(name, text) => Err(Failure::wrong(format!("the error {name}: {text}"), what).with_hint(
+        Answer::Error(name, text) => Err(Failure::wrong(format!("the error {name}: {text}"), what).diagnosed(
+            "the overflow was refused, but under another error name",
             "the error's D-Bus name is the derive's prefix, a dot and the variant: prefix \
              `de.ipclab.Counter1.Error`, variant `Overflow`",
         )),
-        Answer::Returned(m) => Err(Failure::wrong(format!("Add({x}) returned {}", describe_body(&m)), what)
-            .with_hint("`+` wraps around (or panics in a debug build); `checked_add` returns None instead")),
+        Answer::Returned(m) => Err(Failure::wrong(format!("Add({x}) returned {}", describe_body(&m)), what).diagnosed(
+            "the Add was carried out although the sum does not fit into an i64",
+            "`+` wraps around (or panics in a debug build); `checked_add` returns None instead",
+        )),
     }
 }
 
@@ -326,7 +336,8 @@ fn counter_ready(cx: &Ctx) -> Step {
         return Err(if printed.starts_with(':') {
             f
         } else {
-            f.with_hint(
+            f.diagnosed(
+                "`ready` names something other than the connection's unique name",
                 "the unique name (`:1.N`) is the bus's address for this connection: `Connection::unique_name()`",
             )
         });
@@ -415,7 +426,8 @@ fn counter_changed(cx: &Ctx) -> Step {
             |mut f| {
                 if f.kind == Kind::TimedOut {
                     f.got = format!("the signals {}, then {}", show_totals(&got), f.got);
-                    f = f.with_hint(
+                    f = f.diagnosed(
+                        "a connection that never called did not receive every Changed",
                         "emit Changed after every change, with no destination: a signal sent to the caller reaches \
                          nobody else",
                     );
@@ -437,12 +449,15 @@ fn counter_changed(cx: &Ctx) -> Step {
     }
     listener.log(format!("the listener received {}", show_totals(&got)));
     if got != want {
-        let hint = if got.windows(2).any(|w| w[0] == w[1]) {
-            "a signal after Get (or after the failed Add) repeats the total: only a change is news"
+        let f = Failure::wrong(format!("the signals {}", show_totals(&got)), expected);
+        return Err(if got.windows(2).any(|w| w[0] == w[1]) {
+            f.diagnosed(
+                "a total came twice: a Changed went out after Get or after the failed Add, when nothing changed",
+                "emit only where the total changes: a successful Add, a Reset",
+            )
         } else {
-            "one Changed after each Add and each Reset, carrying the new total"
-        };
-        return Err(Failure::wrong(format!("the signals {}", show_totals(&got)), expected).with_hint(hint));
+            f
+        });
     }
     Ok(())
 }
@@ -499,7 +514,7 @@ fn counter_clients(cx: &Ctx) -> Step {
             format!("A's totals ended at {CALLS}, B's at {}: each client counted alone", CALLS * 1000),
             format!("one total for both: {total} after the last Add"),
         )
-        .with_hint("one counter for every client, not one per sender"));
+        .diagnosed("each client counted alone", "one counter for every client, not one per sender"));
     }
     let rising = |v: &[i64]| v.windows(2).all(|w| w[0] < w[1]);
     if all.len() != 2 * CALLS || !rising(&from_a) || !rising(&from_b) || all.last() != Some(&total) {
@@ -598,9 +613,10 @@ fn expect_refusal(cx: &Ctx, p: &mut Program, message: &str, why: &str) -> Step {
     let what = format!("exit status 1 and `bus-counter: {message}…` on stderr ({why})");
     p.wait_for(&what, cx.secs(5.0), false, |p| (p.exit().is_some() || !p.stdout_pending().is_empty()).then_some(()))?;
     if !p.stdout_pending().is_empty() {
-        return Err(Failure::wrong(format!("it printed {} ({why})", show(p.stdout_pending())), what).with_hint(
-            "`ready` comes after the name is owned; a name requested with queueing is not owned but waits in line \
-             (RequestName answers 2, IN_QUEUE): request it with DO_NOT_QUEUE",
+        return Err(Failure::wrong(format!("it printed {} ({why})", show(p.stdout_pending())), what).diagnosed(
+            "it went on as if it owned the name: a name requested with queueing is not owned but waits in line \
+             (RequestName answers 2, IN_QUEUE), without an error",
+            "request the name with DO_NOT_QUEUE: a taken name is then an error at once",
         ));
     }
     let exit = p.wait_exit(&what, cx.secs(2.0))?;
@@ -627,9 +643,12 @@ fn counter_refuses(cx: &Ctx) -> Step {
         let mut second = start(cx, COUNTER, &bus)?;
         expect_refusal(cx, &mut second, &taken, "the first bus-counter owns the name").map_err(|f| {
             if f.got.contains("ready") {
-                f.with_hint(
-                    "the second counter took the name over: the first allowed replacement (ALLOW_REPLACEMENT) and the \
-                     second asked for it (REPLACE_EXISTING) — zbus's `request_name` sets both",
+                f.diagnosed(
+                    "the second counter went on as if it owned the name: it waited in line for it, or took it over — \
+                     the first allowed replacement (ALLOW_REPLACEMENT) and the second asked for it \
+                     (REPLACE_EXISTING)",
+                    "request the name with DO_NOT_QUEUE alone (`request_name_with_flags`): zbus's `request_name` \
+                     also sets the two others",
                 )
             } else {
                 f
@@ -649,8 +668,9 @@ fn counter_refuses(cx: &Ctx) -> Step {
     }
     let bus = bus(cx)?;
     let nowhere = bus.nowhere();
-    let mut p = cx.start_with(COUNTER, &[], |spec, _| {
-        spec.env.push((crate::harness::bus::ADDRESS_VAR.into(), nowhere.clone().into()))
+    let mut p = cx.start_with(COUNTER, &[], |spec, opts| {
+        spec.env.push((crate::harness::bus::ADDRESS_VAR.into(), nowhere.clone().into()));
+        opts.needs_account = true;
     })?;
     cx.did(format!("(its DBUS_SESSION_BUS_ADDRESS was `{nowhere}`, where nothing listens)"));
     expect_refusal(cx, &mut p, "cannot connect to the session bus: ", "no bus at that address")
@@ -704,7 +724,10 @@ fn counter_quit(cx: &Ctx) -> Step {
     let mut changes = owner_changes(&a)?;
     call_unit(cx, &mut p, &a, "Quit").map_err(|f| {
         if f.got.contains("NoReply") {
-            f.with_hint("it exited before zbus sent the reply: leave the exit to the main thread")
+            f.diagnosed(
+                "it exited before zbus sent the reply to Quit",
+                "leave the exit to the main thread, once the reply is on its way",
+            )
         } else {
             f
         }
@@ -732,7 +755,10 @@ fn counter_bus_lost(cx: &Ctx) -> Step {
     let what = "bus-counter to notice the end of its connection and exit with status 1";
     let exit = p.wait_exit(what, cx.secs(3.0)).map_err(|f| {
         if f.kind == Kind::TimedOut {
-            f.with_hint("nothing waits for the connection's end: a message stream of the connection ends with it")
+            f.diagnosed(
+                "it kept running without its bus: nothing waited for the end of the connection",
+                "a message stream of the connection ends with it: let its end wake the main thread",
+            )
         } else {
             f
         }
@@ -775,7 +801,10 @@ fn watch_total(cx: &Ctx) -> Step {
     for total in [5, -3, 0, 0] {
         expect_line(cx, &mut p, &format!("total {total}"), "for each Changed, in order").map_err(|f| {
             if total == 0 && f.kind == Kind::TimedOut {
-                f.with_hint("a Reset at 0 sends Changed(0) again: every signal is a line, also a repeated total")
+                f.diagnosed(
+                    "the second Changed(0) printed nothing: a repeated total was skipped",
+                    "every signal is a line, also one that repeats the total (a Reset at 0 sends Changed(0) again)",
+                )
             } else {
                 f
             }
@@ -806,8 +835,15 @@ fn watch_already_running(cx: &Ctx) -> Step {
     counter.own(NAME)?;
     let mut p = start_watch(cx, &bus)?;
     changed(&counter, 7)?;
-    expect_line(cx, &mut p, "counter up", "right after `ready`: the counter was running already")
-        .map_err(|f| f.with_hint("a counter running at start sends no NameOwnerChanged: ask the bus once"))?;
+    expect_line(cx, &mut p, "counter up", "right after `ready`: the counter was running already").map_err(
+        |f| match f.kind {
+            Kind::WrongOutput | Kind::TimedOut => f.diagnosed(
+                "no `counter up` for a counter that ran before the watcher started",
+                "a counter running at start sends no NameOwnerChanged: ask the bus once, after subscribing",
+            ),
+            _ => f,
+        },
+    )?;
     expect_line(cx, &mut p, "total 7", "for Changed(7)")
 }
 
@@ -832,17 +868,23 @@ fn watch_foreign(cx: &Ctx) -> Step {
     changed(&counter, 1)?;
     let line = p.line("`total 1` for the counter's Changed(1), and nothing before it", cx.secs(3.0))?;
     let text = String::from_utf8_lossy(&line).into_owned();
-    let hint = match text.as_str() {
-        "total 666" => "a Changed from a connection that does not own de.ipclab.Counter: name the sender in the rule",
-        "total 777" => "a Changed from another object: name the path in the rule",
-        "total 888" => "a Changed of another interface: name the interface in the rule",
-        "counter up" | "counter down" => {
-            "NameOwnerChanged of another name, or a fake one not sent by the bus: arg0 and the sender \
-             org.freedesktop.DBus belong in the rule"
-        }
-        _ => "",
+    let diagnosis = match text.as_str() {
+        "total 666" => Some((
+            "it printed a Changed from a connection that does not own de.ipclab.Counter",
+            "name the sender in the rule",
+        )),
+        "total 777" => Some(("it printed a Changed from another object", "name the path in the rule")),
+        "total 888" => Some(("it printed a Changed of another interface", "name the interface in the rule")),
+        "counter up" | "counter down" => Some((
+            "it took a NameOwnerChanged for the counter's: one about another name, or a fake one a stranger sent",
+            "the sender org.freedesktop.DBus and arg0 de.ipclab.Counter belong in the rule",
+        )),
+        _ => None,
     };
-    same_line(&line, "total 1").map_err(|f| if hint.is_empty() { f } else { f.with_hint(hint) })
+    same_line(&line, "total 1").map_err(|f| match diagnosis {
+        Some((means, hint)) => f.diagnosed(means, hint),
+        None => f,
+    })
 }
 
 fn watch_exit(cx: &Ctx) -> Step {

@@ -7,9 +7,19 @@
 //! address it prints, and hands it to programs in
 //! `DBUS_SESSION_BUS_ADDRESS` ([`Bus::env`]). No program of a check ever
 //! meets the machine's own session bus or another check's. The daemon is a
-//! tracked child of the grader (see [`super::reaper`]): dropping the [`Bus`]
-//! kills and reaps it and removes the directory; an interrupt kills it with
-//! every other tracked process.
+//! tracked child of the grader (see [`super::reaper`]) in a session of its
+//! own, and dies with the grader: dropping the [`Bus`] kills and reaps it
+//! and removes the directory; an interrupt kills it with every other
+//! tracked process.
+//!
+//! The daemon runs as the grader's user, the programs of a root grader
+//! each as a uid of their own ([`super::runas`]), picked only when each
+//! starts — after the bus. So the bus lets every user in (`<allow
+//! user="*"/>`: a bus run as root otherwise admits root alone), and its
+//! directory lets others pass to the socket (which the daemon makes
+//! writable to all) without listing it. The daemon is no process of the
+//! program's — not in its cgroup, process group or uid — so no leftover
+//! check counts it, and it makes no IPC object an IPC window could see.
 //!
 //! The grader speaks D-Bus through zbus — its blocking API for method
 //! calls, bounded by a method time-out, and a message stream for signals,
@@ -22,6 +32,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -39,7 +50,7 @@ use super::deadline::{self, Deadline};
 use super::failure::{Failure, Step};
 use super::program::SharedTranscript;
 use super::reaper::{self, SpawnError, Tracked};
-use super::spawn;
+use super::{runas, spawn};
 
 /// Environment variable naming the daemon to run (default `dbus-daemon`,
 /// looked up in `PATH`).
@@ -52,9 +63,10 @@ pub const ADDRESS_VAR: &str = "DBUS_SESSION_BUS_ADDRESS";
 const MISSING: &str = "this machine has no `dbus-daemon` (install the package `dbus-daemon`, or `dbus` on \
                        older Debian and Ubuntu releases: `sudo apt-get install dbus-daemon`)";
 
-/// A session bus with its own socket, allowing everything to everybody of
-/// this user: the checks own names, send signals as other senders and
-/// introspect freely.
+/// A session bus with its own socket, allowing everything to everybody:
+/// the checks own names, send signals as other senders and introspect
+/// freely, and a program running as another uid than the daemon connects
+/// (without `<allow user>` a bus admits only its own user).
 fn config(dir: &Path) -> String {
     format!(
         r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -64,6 +76,7 @@ fn config(dir: &Path) -> String {
   <listen>unix:dir={}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
+    <allow user="*"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
@@ -100,7 +113,8 @@ impl Bus {
     fn start_program(program: &OsStr, timeout: Duration, log: SharedTranscript) -> Step<Bus> {
         let dir = tempfile::Builder::new()
             .prefix("ipc-lab-bus-")
-            .tempdir()
+            .permissions(std::fs::Permissions::from_mode(0o711))
+            .tempdir_in(runas::workdir_base())
             .map_err(|e| Failure::grader(format!("cannot create a directory for the bus: {e}")))?;
         if dir.path().to_str().is_none_or(|p| p.chars().any(|c| "<>&\"' \t\n".contains(c))) {
             return Err(Failure::grader(format!(

@@ -17,10 +17,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::cmsg_space;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
 use nix::sys::time::TimeSpec;
 
+use super::deadline::{wait, Deadline};
 use super::failure::{Failure, Step};
 use super::program::SharedTranscript;
 
@@ -71,6 +72,7 @@ impl Udp {
         setsockopt(&sock, sockopt::ReceiveTimestampns, &true)
             .map_err(|e| Failure::grader(format!("setsockopt(SO_TIMESTAMPNS): {e}")))?;
         let udp = Udp { name: name.to_string(), sock, log };
+        stamps_at_arrival();
         udp.log.borrow_mut().did(format!("{} bound {}", udp.name, udp.addr()));
         Ok(udp)
     }
@@ -128,25 +130,19 @@ impl Udp {
     /// program's pidfd, stop as soon as that program has exited (a datagram
     /// it sent before exiting is still returned first).
     pub fn recv(&self, deadline: Instant, exit: Option<BorrowedFd<'_>>) -> Wait {
+        let deadline = Deadline::at(deadline);
         loop {
             if let Some(d) = self.try_recv() {
                 return Wait::Got(d);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if deadline.passed() {
                 return Wait::Deadline;
             }
             let mut fds = vec![PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
             if let Some(fd) = exit {
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
-            // Rounded up: a wait that ends before the deadline only loops.
-            let ms = left.as_nanos().div_ceil(1_000_000).min(60_000) as u16;
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                // Not possible on two valid descriptors; never spin on it.
-                Err(_) => return Wait::Deadline,
-            }
+            wait(&mut fds, deadline);
             let exited = fds.get(1).and_then(|f| f.any()).unwrap_or(false);
             let readable = fds[0].any().unwrap_or(false);
             if exited && !readable {
@@ -165,6 +161,40 @@ impl Udp {
     pub fn close(self, why: &str) {
         self.log.borrow_mut().did(format!("{} closed its socket {} ({why})", self.name, self.addr()));
     }
+}
+
+/// Make sure the kernel stamps datagrams when they are queued, before any
+/// gap is measured. The first SO_TIMESTAMPNS socket of a process switches
+/// the stamping on through a static key that the kernel flips from a work
+/// queue, a little later; until then a datagram carries no stamp and is
+/// stamped when it is *read* — as late as the grader happened to run,
+/// which would make a correct client's retransmission look early. So send
+/// datagrams to a socket of our own until one comes back stamped before
+/// its `send` returned: the observable sign that stamping at arrival is
+/// on. Once per process, bounded (then the grader only warns); the probe
+/// socket stays open for the life of the process, so the key stays on even
+/// between checks that have no socket of their own.
+fn stamps_at_arrival() {
+    static PROBE: std::sync::OnceLock<Option<UdpSocket>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| {
+        let sock = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).ok()?;
+        let me = sock.local_addr().ok()?;
+        setsockopt(&sock, sockopt::ReceiveTimestampns, &true).ok()?;
+        sock.set_nonblocking(true).ok()?;
+        let probe = Udp { name: String::new(), sock, log: SharedTranscript::default() };
+        let until = Deadline::after(Duration::from_secs(2));
+        while !until.passed() {
+            probe.sock.send_to(b"stamp?", me).ok()?;
+            let sent = SystemTime::now();
+            if let Wait::Got(d) = probe.recv(Instant::now() + Duration::from_millis(100), None) {
+                if d.at <= sent {
+                    return Some(probe.sock);
+                }
+            }
+        }
+        eprintln!("grader: warning: the kernel does not stamp UDP datagrams on arrival; retransmission gaps are measured when read");
+        Some(probe.sock)
+    });
 }
 
 fn socket_addr(s: SockaddrStorage) -> Option<SocketAddr> {
