@@ -75,6 +75,7 @@ fn body_lines(lines: &[&str], name: &str) -> Option<std::ops::Range<usize>> {
         let t = l.trim_start();
         let t = t.strip_prefix("pub ").unwrap_or(t);
         let t = t.strip_prefix("extern \"C\" ").unwrap_or(t);
+        let t = t.strip_prefix("async ").unwrap_or(t);
         t.strip_prefix("fn ")
             .and_then(|rest| rest.strip_prefix(name))
             .is_some_and(|rest| rest.starts_with('(') || rest.starts_with('<'))

@@ -210,7 +210,8 @@ mod tests {
     #[test]
     fn the_reason_for_skipped_checks_is_shown_once() {
         let skip = |id| CheckResult::skipped(id, "t", "no dbus-daemon here", String::new());
-        let text = render(&fixtures::report(vec![exercise("bus", &[], vec![skip("a"), skip("b")])]), &Style::PLAIN);
+        let text =
+            render(&fixtures::report(vec![exercise("bus", &[], vec![skip("a"), skip("b")])]), &Style::PLAIN, 200);
         assert_eq!(text.matches("skipped: no dbus-daemon here").count(), 1, "{text}");
     }
 

@@ -190,10 +190,10 @@ impl Counter {
     /// reply the error `CounterError::Overflow` (its text says what did not
     /// fit) and leave the total exactly as it was — and emit nothing.
     ///
-    /// Emitting: `Self::changed(&emitter, total).await?` sends the signal
-    /// from this object (`emitter` knows the path and the connection) with
-    /// no destination: the bus hands it to every connection subscribed to
-    /// it, not only to the caller.
+    /// Emitting: the signal function [`Counter::changed`] below (provided)
+    /// sends the signal from this object — `emitter` knows the path and the
+    /// connection — with no destination: the bus hands it to every
+    /// connection subscribed to it, not only to the caller.
     ///
     /// Pitfall: `self.total + x` panics on overflow in a debug build and
     /// wraps around in a release build; neither is the contract.
@@ -201,20 +201,20 @@ impl Counter {
     /// Look up: `i64::checked_add`, `Option::ok_or_else`.
     #[zbus(out_args("total"))]
     async fn add(&mut self, x: i64, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> Result<i64, CounterError> {
-        todo!("Add: checked_add, store, emit Changed, return the total — or the Overflow error")
+        todo!("TODO 3: Add, the new total or the Overflow error")
     }
 
     /// TODO 2 — `Get() -> total`: the total. Reading changes nothing, so it
     /// emits nothing.
     #[zbus(out_args("total"))]
     fn get(&self) -> i64 {
-        todo!("Get: return the total")
+        todo!("TODO 2: Get, the total")
     }
 
     /// TODO 4 — `Reset()`: the total is 0 again; emit `Changed(0)` — every
     /// Reset, as every Add, is reported.
     async fn reset(&mut self, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> Result<(), CounterError> {
-        todo!("Reset: total 0, emit Changed(0)")
+        todo!("TODO 4: Reset, and Changed(0)")
     }
 
     /// TODO 5 — `Quit()`: tell the main thread (send [`Event::Quit`] on
@@ -224,7 +224,7 @@ impl Counter {
     /// process that exits inside the method leaves the caller with the
     /// error "NoReply". The main thread shuts down ([`serve`]).
     fn quit(&self) {
-        todo!("Quit: send Event::Quit to the main thread")
+        todo!("TODO 5: Quit, told to the main thread")
     }
 
     /// The signal `Changed(total)`, emitted from [`PATH`] with this
@@ -275,7 +275,7 @@ fn export(conn: &Connection, events: Sender<Event>) -> Result<(), Failure> {
 /// `zbus::fdo::RequestNameFlags` (`RequestNameFlags::DoNotQueue.into()`
 /// makes the flag set), `zbus::fdo::RequestNameReply`.
 fn own_name(conn: &Connection) -> Result<(), Failure> {
-    todo!("own_name: request de.ipclab.Counter with DoNotQueue only; NameTaken → Failure::Taken")
+    todo!("TODO 1: own the name, without queueing")
 }
 
 /// TODO 6 — send [`Event::Lost`] to `events` when the connection to the
@@ -299,7 +299,7 @@ fn own_name(conn: &Connection) -> Result<(), Failure> {
 /// `arg`, `build`), `zbus::blocking::MessageIterator::for_match_rule`
 /// (an `Iterator` of `Result<Message>`), `std::thread::spawn`.
 fn watch_connection(conn: &Connection, events: Sender<Event>) -> Result<(), Failure> {
-    todo!("watch_connection: a thread that reads a message stream to its end, then sends Event::Lost")
+    todo!("TODO 6: Event::Lost when the connection ends")
 }
 
 /// Prints `ready UNIQUE-NAME` and flushes: whoever reads it may call at
@@ -336,7 +336,7 @@ fn answer_pending_calls(conn: &Connection) -> Result<(), Failure> {
 ///
 /// Look up: `zbus::blocking::Connection::release_name`.
 fn release_name(conn: &Connection) -> Result<(), Failure> {
-    todo!("release_name: ReleaseName for de.ipclab.Counter")
+    todo!("TODO 7: give the name back")
 }
 
 /// TODO 8 — wait for the one event that ends the service, and end it that
@@ -356,7 +356,7 @@ fn release_name(conn: &Connection) -> Result<(), Failure> {
 /// timeout) works — and keeps a CPU busy or waking up all the time
 /// (`counter-idle` measures both).
 fn serve(conn: &Connection, events: &Receiver<Event>) -> Result<(), Failure> {
-    todo!("serve: recv one Event; Quit → answer_pending_calls + release; Stop → release; Lost → Failure::Lost")
+    todo!("TODO 8: wait for the event that ends the service")
 }
 
 // ---------------------------------------------------------------------------

@@ -160,7 +160,7 @@ fn say(line: &str) -> Result<(), Failure> {
 /// `path`, `interface`, `member`, `build` (each setter that checks a name
 /// returns a `Result`: `?` works, `Failure` converts from `zbus::Error`).
 fn changed_rule() -> Result<MatchRule<'static>, Failure> {
-    todo!("changed_rule: signal, sender NAME, path PATH, interface INTERFACE, member Changed")
+    todo!("TODO 1: the rule for the counter's Changed")
 }
 
 /// TODO 2 — the match rule for the bus's `NameOwnerChanged` about
@@ -178,7 +178,7 @@ fn changed_rule() -> Result<MatchRule<'static>, Failure> {
 ///
 /// Look up: `MatchRule` builder's `arg(0, …)`.
 fn owner_rule() -> Result<MatchRule<'static>, Failure> {
-    todo!("owner_rule: signal from org.freedesktop.DBus, NameOwnerChanged, arg0 NAME")
+    todo!("TODO 2: the rule for NameOwnerChanged of the counter's name")
 }
 
 /// TODO 3 — subscribe: return a stream of every message the connection
@@ -199,7 +199,7 @@ fn owner_rule() -> Result<MatchRule<'static>, Failure> {
 /// `zbus::blocking::fdo::DBusProxy::add_match_rule` (its error is a
 /// `zbus::fdo::Error`: `.map_err(|e| Failure::Bus(e.into()))`).
 fn subscribe(conn: &Connection) -> Result<MessageIterator, Failure> {
-    todo!("subscribe: MessageIterator::from(conn), then AddMatch both rules")
+    todo!("TODO 3: the stream, then both rules registered")
 }
 
 /// TODO 4 — does the counter run now? Ask the bus once: does [`NAME`]
@@ -214,7 +214,7 @@ fn subscribe(conn: &Connection) -> Result<MessageIterator, Failure> {
 /// Look up: `DBusProxy::name_has_owner` (it takes a `BusName`:
 /// `BusName::try_from(NAME)`).
 fn counter_running(conn: &Connection) -> Result<bool, Failure> {
-    todo!("counter_running: NameHasOwner(NAME)")
+    todo!("TODO 4: does the counter run now?")
 }
 
 // ---------------------------------------------------------------------------
@@ -236,7 +236,7 @@ fn counter_running(conn: &Connection) -> Result<bool, Failure> {
 /// `interface`, `member`: `Option`s), `Message::body().deserialize::<T>()`
 /// with `T = i64` or `(String, String, String)`.
 fn line_for(message: &Message) -> Option<String> {
-    todo!("line_for: Changed(N) → total N; NameOwnerChanged(NAME, _, new) → counter up/down; else None")
+    todo!("TODO 5: the line for one message")
 }
 
 /// TODO 6 — print a line ([`say`]) for every message that gives one, until
@@ -252,7 +252,7 @@ fn line_for(message: &Message) -> Option<String> {
 /// Why a plain `for` loop is right: `next` blocks until a message comes —
 /// no CPU while waiting.
 fn watch(messages: MessageIterator) -> Result<(), Failure> {
-    todo!("watch: for every message, say its line; the stream's end or an Err is Failure::Lost")
+    todo!("TODO 6: a line per event until the connection ends")
 }
 
 // ---------------------------------------------------------------------------
