@@ -243,7 +243,12 @@ pub fn identity_with_account() -> Result<Option<Identity>, String> {
     }
     match User::from_name(ACCOUNT) {
         Ok(Some(u)) => {
-            Ok(Some(Identity { uid: u.uid.as_raw(), gid: u.gid.as_raw(), exclusive: false, slot: None, clean: false }))
+            let uid = u.uid.as_raw();
+            let mut taken = taken().lock().unwrap_or_else(|e| e.into_inner());
+            if !taken.contains(&uid) {
+                taken.push(uid);
+            }
+            Ok(Some(Identity { uid, gid: u.gid.as_raw(), exclusive: false, slot: None, clean: false }))
         }
         _ => Err(format!(
             "this program must run as a user with an account, and there is no account `{ACCOUNT}`: \
@@ -287,7 +292,8 @@ fn take_uid(first: u32, last: u32) -> Result<Identity, String> {
     Err(format!("every uid of {first}-{last} is in use by a program; none is free for the next"))
 }
 
-/// The uids of the pool this grader has taken so far.
+/// The uids of the pool this grader has taken so far, and [`ACCOUNT`] once
+/// a program ran as it.
 fn taken() -> &'static Mutex<Vec<u32>> {
     static TAKEN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
     &TAKEN

@@ -1,5 +1,6 @@
 // corpus: exercise=bus bin=bus-counter
 // design: async API with zbus::block_on, connection::Builder, one select over three events
+// checks: counter-
 // expect: full
 //! A different route to `bus-counter`: zbus's async API on its own thread
 //! pool-free executor (`zbus::block_on`), the connection built with

@@ -1,5 +1,6 @@
 // corpus: exercise=bus bin=bus-watch
 // design: Proxy signal stream and DBusProxy NameOwnerChanged stream, one thread each
+// checks: watch-
 // expect: full
 //! A different route to `bus-watch`: two signal streams (zbus's
 //! `Proxy::receive_signal` — the proxy adds the match rule, sender, path and
