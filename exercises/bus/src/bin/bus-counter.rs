@@ -190,9 +190,9 @@ impl Counter {
     /// reply the error `CounterError::Overflow` (its text says what did not
     /// fit) and leave the total exactly as it was — and emit nothing.
     ///
-    /// Emitting: the signal function [`Counter::changed`] below (provided)
-    /// sends the signal from this object — `emitter` knows the path and the
-    /// connection — with no destination: the bus hands it to every
+    /// Emitting: the signal function [`Counter::changed`] below, given to
+    /// you, sends the signal from this object — `emitter` knows the path
+    /// and the connection — with no destination: the bus hands it to every
     /// connection subscribed to it, not only to the caller.
     ///
     /// Pitfall: `self.total + x` panics on overflow in a debug build and
