@@ -111,7 +111,8 @@ pub fn render(report: &Report, st: &Style, width: usize) -> String {
             }
         }
         for why in skipped {
-            let _ = writeln!(o, "  {}{}{}", st.yellow, text::escape(why), st.reset);
+            let text = format!("{}{}{}", st.yellow, text::escape(why), st.reset);
+            let _ = writeln!(o, "{}", wrap("  ", &text, width, 4));
         }
         let _ = writeln!(o);
     }
