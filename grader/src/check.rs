@@ -136,8 +136,9 @@ impl<'a> Ctx<'a> {
             args: args.iter().map(OsString::from).collect(),
             limits: Default::default(),
             cpu: None,
+            env: Vec::new(),
         };
-        let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true };
+        let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true, needs_account: false };
         adjust(&mut spec, &mut opts);
         Ok(Program::start(bin, &spec, opts, self.log.clone())?.with_time_scale(self.scale))
     }

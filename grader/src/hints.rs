@@ -303,6 +303,7 @@ mod tests {
             let name = lines[i..].iter().find_map(|l| {
                 let t = l.trim_start();
                 let t = t.strip_prefix("extern \"C\" ").unwrap_or(t);
+                let t = t.strip_prefix("async ").unwrap_or(t);
                 let item = t.strip_prefix("fn ").or_else(|| t.strip_prefix("struct "))?;
                 Some(item.split(['(', '<', ' ', '{', ';']).next().unwrap_or("").to_string())
             });

@@ -18,8 +18,9 @@ fn probe(tag: &str) -> Program {
         args: vec!["__probe".into(), "report".into(), tag.into()],
         limits: Default::default(),
         cpu: None,
+        env: Vec::new(),
     };
-    let opts = Options { output_cap: 1 << 20, forbid_leftovers: true };
+    let opts = Options { output_cap: 1 << 20, forbid_leftovers: true, needs_account: false };
     Program::start("probe", &spec, opts, Rc::new(RefCell::new(Default::default()))).expect("start probe")
 }
 

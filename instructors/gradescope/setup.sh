@@ -3,7 +3,8 @@
 # the autograder zip (instructors/gradescope/make-zip.sh) is unpacked into
 # /autograder/source, with the exported repository in ipc-lab/.
 #
-# Installs a C toolchain (Rust's linker), rustup and a Rust toolchain,
+# Installs a C toolchain (Rust's linker), dbus-daemon (for the bus
+# exercise), rustup and a Rust toolchain,
 # fetches the locked dependencies and builds the grader, so that grading a
 # submission only builds the student's crates.
 #
@@ -23,6 +24,10 @@ if command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends build-essential ca-certificates curl
+  # The bus exercise's checks run on a private dbus-daemon (skipped without
+  # one): package dbus-daemon on Ubuntu 24.04, dbus on older releases.
+  apt-get install -y -q --no-install-recommends dbus-daemon ||
+    apt-get install -y -q --no-install-recommends dbus
 fi
 
 if ! command -v rustup >/dev/null 2>&1; then

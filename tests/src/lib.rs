@@ -307,6 +307,41 @@ pub fn mutant_bins() -> &'static BTreeMap<String, BTreeMap<String, PathBuf>> {
     })
 }
 
+/// Build the crate of correct Rust designs `tests/corpus-rust/<name>` (once
+/// per test process) in a copy under `target/corpus-rust/<name>`, with the
+/// workspace's lock file (the same zbus as the solutions, no network);
+/// return binary name → executable. The crate is no workspace member: its
+/// programs are written as a student might, outside the project's lints.
+pub fn rust_corpus_bins(name: &str) -> BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<std::sync::Mutex<BTreeMap<String, BTreeMap<String, PathBuf>>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bins) = built.get(name) {
+        return bins.clone();
+    }
+    let from = root().join("tests/corpus-rust").join(name);
+    let dir = root().join("target/corpus-rust").join(name);
+    write_if_changed(&dir.join("Cargo.toml"), &std::fs::read_to_string(from.join("Cargo.toml")).unwrap());
+    for (_, path) in crate_bins(&from) {
+        write_if_changed(&dir.join(&path), &std::fs::read_to_string(from.join(&path)).unwrap());
+    }
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).expect("Cargo.lock");
+    write_if_changed(&dir.join("Cargo.lock"), &lock);
+    let out = Command::new(cargo())
+        .current_dir(&dir)
+        .args(["build", "--quiet", "--bins", "--offline"])
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "building tests/corpus-rust/{name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bins: BTreeMap<String, PathBuf> =
+        crate_bins(&from).into_iter().map(|(bin, _)| (bin.clone(), dir.join("target/debug").join(bin))).collect();
+    built.insert(name.to_string(), bins.clone());
+    bins
+}
+
 /// `[dependencies]` for the mutants crate: every dependency of every
 /// solution crate, with the union of their features.
 fn dependencies() -> String {

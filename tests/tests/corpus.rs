@@ -152,11 +152,16 @@ fn check_program(path: PathBuf) {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = compile(&path, &header.bin, dir.path());
-    let name = path.strip_prefix(root().join("tests")).unwrap_or(&path).display().to_string();
+    judge(&path, &header, &exe);
+}
+
+/// Grade the corpus program at `path`, built as `exe`, as its header says.
+fn judge(path: &Path, header: &Header, exe: &Path) {
+    let name = path.strip_prefix(root().join("tests")).unwrap_or(path).display().to_string();
     match &header.expect {
         Expect::Full => {
             for run in 1..=RUNS {
-                let failed: Vec<String> = grade(&header, &exe)
+                let failed: Vec<String> = grade(header, exe)
                     .into_iter()
                     .filter(|(_, (status, _))| status != "passed" && status != "skipped")
                     .map(|(id, (status, message))| format!("{id} ({status}):\n{message}"))
@@ -170,7 +175,7 @@ fn check_program(path: PathBuf) {
             }
         }
         Expect::Fail { checks: wanted, fragment } => {
-            let checks = grade(&header, &exe);
+            let checks = grade(header, exe);
             let mut problems = Vec::new();
             for id in wanted {
                 match checks.get(id) {
@@ -197,6 +202,22 @@ fn check_program(path: PathBuf) {
 #[rstest]
 fn corpus_program(#[files("corpus/*/*.c")] path: PathBuf) {
     check_program(path);
+}
+
+/// One test per program of the Rust corpus (`tests/corpus-rust/<crate>/
+/// src/bin/<name>.rs`: exercises whose library has no C headers on this
+/// machine kind, such as D-Bus), with the same header and the same runs;
+/// the crate is built with Cargo instead of `cc`.
+#[rstest]
+fn rust_corpus_program(#[files("corpus-rust/*/src/bin/*.rs")] path: PathBuf) {
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = parse_header(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let krate = path.ancestors().nth(3).and_then(|d| d.file_name()).expect("corpus-rust/<crate>/src/bin/<file>");
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let exe = ipc_lab_tests::rust_corpus_bins(&krate.to_string_lossy())
+        .remove(&name)
+        .unwrap_or_else(|| panic!("{}: no binary `{name}` in its crate's Cargo.toml", path.display()));
+    judge(&path, &header, &exe);
 }
 
 /// Every binary that appears in the corpus has at least four correct designs

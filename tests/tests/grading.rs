@@ -41,13 +41,17 @@ fn solutions_score_full_marks() {
     let mut problems = Vec::new();
     for exercise in &exercises {
         problems.extend(listing_problems(&report, exercise));
+        let mut skipped = false;
         for (id, (status, message)) in report.checks(exercise.id) {
-            if status != "passed" {
+            // A check this machine cannot run (no IPv6 loopback, no
+            // dbus-daemon) is skipped and counts neither way.
+            skipped |= status == "skipped";
+            if status != "passed" && status != "skipped" {
                 problems.push(format!("{}/{id} {status}:\n{message}", exercise.id));
             }
         }
         let max = report.exercise(exercise.id)["max_score"].as_u64().expect("max_score");
-        if !(90..=110).contains(&max) {
+        if !skipped && !(90..=110).contains(&max) {
             problems.push(format!("{}: {max} points in all, not about 100", exercise.id));
         }
     }
@@ -69,6 +73,9 @@ fn skeletons_score_zero_and_say_not_implemented() {
         problems.extend(listing_problems(&report, exercise));
         for (id, (status, message)) in report.checks(exercise.id) {
             let rerun = format!(" {} --check {id}", exercise.id);
+            if status == "skipped" {
+                continue;
+            }
             if status != "failed"
                 || !message.starts_with("not implemented yet")
                 || !message.contains("rerun: cargo grade ")

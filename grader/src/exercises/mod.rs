@@ -5,6 +5,7 @@
 
 use crate::check::Exercise;
 
+pub mod bus;
 pub mod framing;
 pub mod pipeline;
 pub mod select;
@@ -25,5 +26,6 @@ pub fn all() -> Vec<Exercise> {
         sockets::exercise(),
         select::exercise(),
         udp::exercise(),
+        bus::exercise(),
     ]
 }

@@ -132,8 +132,9 @@ fn reference(cx: &Ctx, stages: &[&str], input: &[u8]) -> Step<(Vec<u8>, Exit)> {
         args: vec!["-c".into(), stages.join(" | ").into()],
         limits: Default::default(),
         cpu: None,
+        env: Vec::new(),
     };
-    let opts = crate::harness::Options { output_cap: 32 << 20, forbid_leftovers: false };
+    let opts = crate::harness::Options { output_cap: 32 << 20, forbid_leftovers: false, needs_account: false };
     let mut sh = Program::start("sh", &spec, opts, Default::default())?;
     sh.send_quiet(input);
     sh.close_stdin();

@@ -67,10 +67,11 @@ pub struct Leash {
 
 impl Leash {
     /// A new leash; `Err` when the program cannot be given the user it must
-    /// run as (every uid of the pool taken, no folder for their locks).
-    pub(crate) fn new() -> Result<Leash, String> {
+    /// run as (every uid of the pool taken, no folder for their locks, no
+    /// account where it `needs_account`).
+    pub(crate) fn new(needs_account: bool) -> Result<Leash, String> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let identity = runas::identity()?;
+        let identity = if needs_account { runas::identity_with_account()? } else { runas::identity()? };
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let token = format!("{}-{n}", getpid());
         let cgroup = make_cgroup(&token);

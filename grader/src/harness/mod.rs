@@ -12,6 +12,7 @@
 //! Checks never touch processes directly: they start a [`Program`], send it
 //! stimuli, and wait for observable events with a deadline.
 
+pub mod bus;
 pub mod capture;
 pub mod deadline;
 pub mod failure;

@@ -132,6 +132,10 @@ pub struct Options {
     pub output_cap: usize,
     /// Report processes still running after the program exited.
     pub forbid_leftovers: bool,
+    /// Run as a user with an account even where programs get a uid of the
+    /// pool of their own ([`super::runas::identity_with_account`]): a
+    /// `dbus-daemon` admits only uids whose groups it can look up (`bus`).
+    pub needs_account: bool,
 }
 
 /// A student program, started clean and contained (see [`super::spawn`] and
@@ -165,7 +169,7 @@ pub struct Program {
 impl Program {
     /// Start `spec` as `name`, logging to `log`.
     pub fn start(name: &str, spec: &Spec, opts: Options, log: SharedTranscript) -> Step<Program> {
-        let mut leash = Leash::new().map_err(Failure::grader)?;
+        let mut leash = Leash::new(opts.needs_account).map_err(Failure::grader)?;
         let cwd = leash.workdir().map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
         let exe = super::runas::exec_path(&spec.path).map_err(|e| {
             Failure::grader(format!("cannot copy {} where its user can run it: {e}", spec.path.display()))
@@ -620,29 +624,47 @@ impl Program {
         None
     }
 
+    /// A panic (or a `todo!()` reached) that stderr reports, as a failure.
+    fn panic_failure(&self, what: &str) -> Option<Failure> {
+        let name = &self.name;
+        let (loc, msg) = self.panic_message()?;
+        let at = crate::results::Location::parse(&loc);
+        if msg.contains("not yet implemented") || msg.contains("not implemented") {
+            // The kind and the place say it all; the check's general
+            // hint says what the `todo!()` is to do.
+            return Some(
+                Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
+                    .with_location(at),
+            );
+        }
+        let failure = Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what);
+        let failure = if ["Broken pipe", "BrokenPipe", "EPIPE"].iter().any(|e| msg.contains(e)) {
+            failure.diagnosed(
+                "it panicked on EPIPE: the reader of its output had gone, and the error was not handled \
+                 (`println!` panics on it, and so does an `unwrap` of the write)",
+                "write with `write_all` and handle the error: stop, say so on stderr and exit with the status \
+                 the contract names",
+            )
+        } else {
+            failure
+        };
+        Some(failure.with_location(at))
+    }
+
+    /// A panic in a thread of a program that still runs (a `todo!()` in a
+    /// handler that a library runs on a thread of its own): whatever stderr
+    /// holds now, read without waiting.
+    pub fn panicked(&mut self, what: &str) -> Option<Failure> {
+        self.out.drain();
+        self.err.drain();
+        self.panic_failure(what)
+    }
+
     /// Describe an exit that the check did not want.
     pub fn classify(&self, exit: Exit, what: &str) -> Failure {
         let name = &self.name;
-        if let Some((loc, msg)) = self.panic_message() {
-            let at = crate::results::Location::parse(&loc);
-            if msg.contains("not yet implemented") || msg.contains("not implemented") {
-                // The kind and the place say it all; the check's general
-                // hint says what the `todo!()` is to do.
-                return Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
-                    .with_location(at);
-            }
-            let failure = Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what);
-            let failure = if ["Broken pipe", "BrokenPipe", "EPIPE"].iter().any(|e| msg.contains(e)) {
-                failure.diagnosed(
-                    "it panicked on EPIPE: the reader of its output had gone, and the error was not handled \
-                     (`println!` panics on it, and so does an `unwrap` of the write)",
-                    "write with `write_all` and handle the error: stop, say so on stderr and exit with the status \
-                     the contract names",
-                )
-            } else {
-                failure
-            };
-            return failure.with_location(at);
+        if let Some(f) = self.panic_failure(what) {
+            return f;
         }
         match exit {
             Exit::Signal(sig) => {

@@ -231,6 +231,37 @@ pub fn identity() -> Result<Option<Identity>, String> {
     }
 }
 
+/// Who the next program runs as when its uid must have an account (a
+/// `dbus-daemon` looks up the groups of every uid that connects and turns
+/// away one without an account — which every uid of the pool is): where
+/// programs get a uid of the pool, the account [`ACCOUNT`], shared like a
+/// `--run-as` user (its processes found by cgroup, process group and token,
+/// not by uid); otherwise as [`identity`].
+pub fn identity_with_account() -> Result<Option<Identity>, String> {
+    if !matches!(configured(), RunAs::Pool { .. }) {
+        return identity();
+    }
+    match User::from_name(ACCOUNT) {
+        Ok(Some(u)) => {
+            let uid = u.uid.as_raw();
+            let mut taken = taken().lock().unwrap_or_else(|e| e.into_inner());
+            if !taken.contains(&uid) {
+                taken.push(uid);
+            }
+            Ok(Some(Identity { uid, gid: u.gid.as_raw(), exclusive: false, slot: None, clean: false }))
+        }
+        _ => Err(format!(
+            "this program must run as a user with an account, and there is no account `{ACCOUNT}`: \
+             name one with --run-as USER"
+        )),
+    }
+}
+
+/// The account a root grader runs a program as that needs one
+/// ([`identity_with_account`]): the unprivileged user every Debian, Ubuntu
+/// and Fedora system has.
+pub const ACCOUNT: &str = "nobody";
+
 /// Take the first free uid of `first..=last` (one without an account,
 /// whose lock nobody holds), first killing what still runs as it — unless
 /// its last holder left a note that nothing did: a grader that died
@@ -261,7 +292,8 @@ fn take_uid(first: u32, last: u32) -> Result<Identity, String> {
     Err(format!("every uid of {first}-{last} is in use by a program; none is free for the next"))
 }
 
-/// The uids of the pool this grader has taken so far.
+/// The uids of the pool this grader has taken so far, and [`ACCOUNT`] once
+/// a program ran as it.
 fn taken() -> &'static Mutex<Vec<u32>> {
     static TAKEN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
     &TAKEN

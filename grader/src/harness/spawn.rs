@@ -46,6 +46,8 @@ pub struct Spec {
     pub limits: Limits,
     /// Pin the program (and so its children) to one CPU.
     pub cpu: Option<usize>,
+    /// Variables set on top of the clean environment (`DBUS_SESSION_BUS_ADDRESS`).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// Build the `Command` for `spec`, executing `exe` (the spec's path, or a
@@ -62,6 +64,7 @@ pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Com
         .env("LANG", "C.UTF-8")
         .env("RUST_BACKTRACE", "0")
         .env(TOKEN_VAR, &leash.token)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -186,6 +189,28 @@ pub fn new_session(cmd: &mut Command) {
                 return Err(std::io::Error::last_os_error());
             }
             die_with_parent(parent, libc::SIGTERM)
+        });
+    }
+}
+
+/// Contain a helper process of the grader's own (the private
+/// `dbus-daemon` of a `bus` check): every signal at its default and none
+/// blocked, a session of its own (a Ctrl-C in the terminal is the grader's
+/// to handle), no descriptor above 2 inherited — on this machine kind the
+/// grader itself inherits some — and SIGKILL when the grader dies, like
+/// the programs it serves.
+pub fn contain_helper(cmd: &mut Command) {
+    let grader = std::process::id() as i32;
+    // SAFETY: runs between fork and exec; only async-signal-safe calls
+    // (sigaction, sigprocmask, setsid, close_range/fcntl, prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            default_signals();
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            mark_cloexec_from(3);
+            die_with_parent(grader, libc::SIGKILL)
         });
     }
 }

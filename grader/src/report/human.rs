@@ -102,6 +102,18 @@ pub fn render(report: &Report, st: &Style, width: usize) -> String {
                 let _ = writeln!(o, "{}\n{}", row.trim_end(), wrap("      ", &title, width, 6));
             }
         }
+        // Why checks were skipped (a machine without IPv6 or dbus-daemon):
+        // each reason once, under the exercise.
+        let mut skipped: Vec<&str> = Vec::new();
+        for c in ex.checks.iter().filter(|c| c.status == Status::Skipped) {
+            if !skipped.contains(&c.message.as_str()) {
+                skipped.push(&c.message);
+            }
+        }
+        for why in skipped {
+            let text = format!("{}{}{}", st.yellow, text::escape(why), st.reset);
+            let _ = writeln!(o, "{}", wrap("  ", &text, width, 4));
+        }
         let _ = writeln!(o);
     }
     let failures: Vec<(&str, &CheckResult)> = report
@@ -195,6 +207,14 @@ mod tests {
     use super::*;
     use crate::report::fixtures::{self, at, check, exercise};
     use crate::results::{Diagnosis, Kind};
+
+    #[test]
+    fn the_reason_for_skipped_checks_is_shown_once() {
+        let skip = |id| CheckResult::skipped(id, "t", "no dbus-daemon here", String::new());
+        let text =
+            render(&fixtures::report(vec![exercise("bus", &[], vec![skip("a"), skip("b")])]), &Style::PLAIN, 200);
+        assert_eq!(text.matches("skipped: no dbus-daemon here").count(), 1, "{text}");
+    }
 
     #[test]
     fn checks_waiting_for_one_todo_are_one_block_by_place() {
