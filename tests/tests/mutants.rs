@@ -17,8 +17,14 @@ fn check_mutant(path: PathBuf) {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, report) = grade_json(&args);
-    assert_eq!(code, 1, "mutant {} ({}) passed everything", m.name, m.bug);
     let checks = report.checks(&m.exercise);
+    // A machine that cannot run the checks (no dbus-daemon for `bus`)
+    // skips them: the mutant cannot be judged here, which is said.
+    if m.catches.iter().all(|id| checks.get(id).is_some_and(|(status, _)| status == "skipped")) {
+        eprintln!("skipped mutant {}: every check that catches it was skipped on this machine", m.name);
+        return;
+    }
+    assert_eq!(code, 1, "mutant {} ({}) passed everything", m.name, m.bug);
     for id in m.catches.iter().chain(&m.may_fail) {
         assert!(checks.contains_key(id), "mutant {} names unknown check {id}", m.name);
     }
