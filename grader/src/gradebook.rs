@@ -159,7 +159,8 @@ pub fn run(root: &Path, args: &GradebookArgs, time_scale: f64, run_as: Option<&s
     }
     if subs.iter().any(|(_, dir)| fetch_error(dir).is_none()) {
         eprintln!("gradebook: preparing the build cache (compiled once, copied into every submission)…");
-        crate::submission::warm_target(root);
+        let graded: Vec<&str> = args.exercises.iter().map(String::as_str).collect();
+        crate::submission::warm_target(root, &graded);
     }
 
     // The CPU lock: only the graders (root, or the instructor) may open it.

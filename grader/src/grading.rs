@@ -60,7 +60,8 @@ pub fn grade(root: &Path, request: &Request) -> Result<Report, String> {
     let no_problems = BTreeMap::new();
     let (ws, problems) = match &request.submission {
         Some(dir) => {
-            staged = crate::submission::stage(root, dir)?;
+            let graded: Vec<&str> = selected.iter().map(|(e, _)| e.id).collect();
+            staged = crate::submission::stage(root, dir, &graded)?;
             (staged.root(), &staged.problems)
         }
         None => (root, &no_problems),
