@@ -19,6 +19,20 @@ use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcri
 /// (the transcript, the binaries started) sits behind cells.
 pub type CheckFn = fn(&Ctx) -> Step;
 
+/// What a check asks of the machine: how the runner schedules it
+/// ([`crate::runner`], [`crate::cpu_lock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// Starts programs and mostly waits on them: runs beside anything.
+    Light,
+    /// Keeps the CPUs busy for a while (a storm of signals, 16 MiB through
+    /// sockets, hundreds of clients): never while a timing check measures.
+    Heavy,
+    /// Judges wall-clock time, when something happens: its whole run is a
+    /// measuring window, with nothing heavy beside it.
+    Timing,
+}
+
 /// One graded behaviour of an exercise.
 pub struct Check {
     /// Short id, unique within the exercise (`sigint-idle`).
@@ -26,25 +40,30 @@ pub struct Check {
     /// What is checked, one line.
     pub title: &'static str,
     pub points: u32,
-    /// Measures wall-clock timing: runs after the other checks, never next
-    /// to CPU-heavy ones.
-    pub timing: bool,
+    pub cost: Cost,
     /// The concept behind the check, shown when it fails.
     pub hint: &'static str,
     pub run: CheckFn,
 }
 
 impl Check {
-    /// A check that judges behaviour, not wall-clock time: it runs next to
-    /// other checks.
+    /// A check that judges behaviour and mostly waits on programs: it runs
+    /// next to any other check.
     pub const fn new(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
-        Check { id, title, points, timing: false, hint, run }
+        Check { id, title, points, cost: Cost::Light, hint, run }
     }
 
     /// A check that judges wall-clock time (when something happens): it
-    /// runs after the others, next to other timing checks only.
+    /// starts at once, beside other timing checks and light ones, never
+    /// beside heavy ones.
     pub const fn timed(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
-        Check { id, title, points, timing: true, hint, run }
+        Check { id, title, points, cost: Cost::Timing, hint, run }
+    }
+
+    /// A check that keeps the CPUs busy: it runs while no timing check
+    /// measures, beside light and other heavy ones.
+    pub const fn heavy(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
+        Check { id, title, points, cost: Cost::Heavy, hint, run }
     }
 }
 

@@ -70,8 +70,15 @@ pub fn grade(root: &Path, request: &Request) -> Result<Report, String> {
         threads: request.threads.unwrap_or_else(runner::default_threads),
         scale: request.time_scale,
         rerun: request.rerun(),
+        last: crate::status::load(root),
     };
-    Ok(runner::run(&jobs, &settings))
+    let report = runner::run(&jobs, &settings);
+    // How long each check took, for the next run's schedule; a student's
+    // statuses are remembered by the caller (`Request::remembered`).
+    if request.submission.is_none() && !request.remembered() {
+        crate::status::remember_durations(root, &report);
+    }
+    Ok(report)
 }
 
 /// `--bin NAME=PATH` → NAME → absolute PATH, each checked.

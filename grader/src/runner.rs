@@ -1,9 +1,16 @@
 //! Running checks and turning their outcomes into [`results`](crate::results).
 //!
-//! Checks that do not measure timing run in parallel on `-j` threads. Checks
-//! marked `timing` run afterwards, together: they spend their time waiting
-//! on idle programs, and not sharing the CPU with the heavy checks keeps
-//! their upper bounds honest.
+//! The schedule is for wall time: most checks wait on programs, so the
+//! suite takes little longer than its longest check if the checks overlap.
+//! Every timing check ([`Cost::Timing`]) starts at once on a thread of its
+//! own — each is a window in which the grader measures, mostly asleep — and
+//! holds the gate's quiet side ([`cpu_lock`]) for its whole run. Light
+//! checks run beside them on `-j` worker threads, the longest first (as long
+//! as they took last time, [`status`]). Heavy checks ([`Cost::Heavy`]) hold
+//! the gate's other side: a worker takes one once no timing check is left
+//! (or nothing else is), so they run beside each other and the light
+//! checks, never while anything measures. How long a check waited at the
+//! gate is not its duration.
 //!
 //! This is where what programs and the compiler said enters the results:
 //! every failure text, transcript step and compiler message passes
@@ -13,13 +20,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::check::{Check, Ctx, Exercise};
+use crate::check::{Check, Cost, Ctx, Exercise};
+use crate::cpu_lock::{self, Use};
 use crate::harness::{Failure, Kind};
 use crate::request::Rerun;
 use crate::results::{CheckResult, Detail, ExerciseResult, Location, Report, Status};
+use crate::status::LastRun;
 use crate::text;
 
 /// Where an exercise's executables come from.
@@ -49,6 +58,8 @@ pub struct Settings {
     pub scale: f64,
     /// How a check is rerun on its own, for its result.
     pub rerun: Rerun,
+    /// The last run, if one was remembered: how long each check took.
+    pub last: Option<LastRun>,
 }
 
 /// Threads when `-j` does not say: checks mostly wait on programs, so two
@@ -58,12 +69,40 @@ pub fn default_threads() -> usize {
     (cpus * 2).max(4)
 }
 
+/// A check: its job's index and its index in the exercise.
+type Id = (usize, usize);
+
+/// What the workers take next.
+#[derive(Default)]
+struct Plan {
+    light: VecDeque<Id>,
+    heavy: VecDeque<Id>,
+    /// Timing checks not yet finished.
+    timing_left: usize,
+}
+
+impl Plan {
+    /// Heavy checks once nothing measures any more (or when nothing else
+    /// is left: the worker then waits at the gate), else the longest light
+    /// check.
+    fn next(&mut self) -> Option<Id> {
+        if self.timing_left == 0 || self.light.is_empty() {
+            self.heavy.pop_front().or_else(|| self.light.pop_front())
+        } else {
+            self.light.pop_front()
+        }
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Run every selected check of every job.
 pub fn run(jobs: &[Job], settings: &Settings) -> Report {
     let started = Instant::now();
-    let mut results: BTreeMap<(usize, usize), CheckResult> = BTreeMap::new();
-    let mut queue_fast = VecDeque::new();
-    let mut queue_timing = VecDeque::new();
+    let mut results: BTreeMap<Id, CheckResult> = BTreeMap::new();
+    let (mut light, mut heavy, mut timing) = (Vec::new(), Vec::new(), Vec::new());
     for (e, job) in jobs.iter().enumerate() {
         for &c in &job.selected {
             let check = &job.exercise.checks[c];
@@ -71,22 +110,45 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
                 Bins::BuildError(msg) => {
                     results.insert((e, c), build_failed(job, check, &text::escape(msg), settings));
                 }
-                Bins::Ready(_) if check.timing => queue_timing.push_back((e, c)),
-                Bins::Ready(_) => queue_fast.push_back((e, c)),
+                Bins::Ready(_) => match check.cost {
+                    Cost::Light => light.push((e, c)),
+                    Cost::Heavy => heavy.push((e, c)),
+                    Cost::Timing => timing.push((e, c)),
+                },
             }
         }
     }
-    // The timing checks run all at once: each mostly waits on an idle
-    // program, and none should wait for another to finish.
-    let timing_threads = queue_timing.len().max(1);
-    {
-        let _cpu = crate::cpu_lock::shared();
-        results.extend(run_queue(jobs, settings, queue_fast, settings.threads.max(1)));
+    // The longest first, as long as they took last time; checks never
+    // timed keep their order, after the others.
+    let estimate = |&(e, c): &Id| {
+        let last = settings.last.as_ref().and_then(|l| l.duration(jobs[e].exercise.id, jobs[e].exercise.checks[c].id));
+        std::cmp::Reverse(last.unwrap_or(0))
+    };
+    for queue in [&mut light, &mut heavy, &mut timing] {
+        queue.sort_by_key(estimate);
     }
-    if !queue_timing.is_empty() {
-        let _cpu = crate::cpu_lock::exclusive();
-        results.extend(run_queue(jobs, settings, queue_timing, timing_threads));
-    }
+    let plan = Mutex::new(Plan { light: light.into(), heavy: heavy.into(), timing_left: timing.len() });
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let (plan, done) = (&plan, &done);
+        for id in timing {
+            s.spawn(move || {
+                let r = run_one(&jobs[id.0], &jobs[id.0].exercise.checks[id.1], settings);
+                locked(done).push((id, r));
+                locked(plan).timing_left -= 1;
+            });
+        }
+        for _ in 0..settings.threads.max(1) {
+            s.spawn(move || loop {
+                // Its own statement: the plan is unlocked while the check runs.
+                let next = locked(plan).next();
+                let Some(id) = next else { break };
+                let r = run_one(&jobs[id.0], &jobs[id.0].exercise.checks[id.1], settings);
+                locked(done).push((id, r));
+            });
+        }
+    });
+    results.extend(done.into_inner().unwrap_or_else(|p| p.into_inner()));
 
     let mut exercises = Vec::new();
     for (e, job) in jobs.iter().enumerate() {
@@ -119,29 +181,14 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
     }
 }
 
-fn run_queue(
-    jobs: &[Job],
-    settings: &Settings,
-    queue: VecDeque<(usize, usize)>,
-    threads: usize,
-) -> Vec<((usize, usize), CheckResult)> {
-    let queue = Mutex::new(queue);
-    let done = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let Some((e, c)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
-                let r = run_one(&jobs[e], &jobs[e].exercise.checks[c], settings);
-                done.lock().unwrap_or_else(|p| p.into_inner()).push(((e, c), r));
-            });
-        }
-    });
-    done.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
 fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let Bins::Ready(bins) = &job.bins else { unreachable!("build errors are not queued") };
-    let started = Instant::now();
+    let _gate = match check.cost {
+        Cost::Light => None,
+        Cost::Heavy => Some(cpu_lock::gate().enter(Use::Heavy)),
+        Cost::Timing => Some(cpu_lock::gate().enter(Use::Quiet)),
+    };
+    let started = Instant::now(); // after the gate: waiting there is not the check's time
     let ipc = crate::harness::ipc::Window::open(job.exercise.id, check.id); // ipc leaks: the check's time begins
     let cx = Ctx::new(bins, settings.scale);
     let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&cx))).unwrap_or_else(|p| {
