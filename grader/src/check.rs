@@ -6,14 +6,22 @@
 //! check function returns `Ok(())` or the first [`Failure`]; the runner adds
 //! the transcript of what was done, the hint and the rerun command.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcript};
+use crate::cpu_lock::{self, Use};
+use crate::harness::{show, Conn, Exit, Failure, Kind, Options, Program, Spec, Step, Transcript};
+
+/// How long a program may make no progress at all — no output, none of the
+/// grader's input taken — before [`Ctx::wait_exit`] gives up on it, in
+/// seconds (scaled by `--time-scale`). The bound every wait for a program's
+/// next line has: a correct program that has something left to do does
+/// some of it within this time on any machine the scale is set for.
+pub const STALL_SECS: f64 = 5.0;
 
 /// A check function. A shared `&Ctx` is enough: what the context records
 /// (the transcript, the binaries started) sits behind cells.
@@ -98,11 +106,68 @@ pub struct Ctx<'a> {
     pub log: Rc<RefCell<Transcript>>,
     /// The binaries started so far, each once, in order of first start.
     started: RefCell<Vec<String>>,
+    /// The check's declared cost: whether it is inside the gate already.
+    cost: Cost,
+    /// In a heavy phase ([`Ctx::heavy`]) now.
+    in_heavy: Cell<bool>,
+    /// Time spent waiting at the gate for heavy phases.
+    gate_wait: Cell<Duration>,
+}
+
+/// A heavy phase of a check, until dropped ([`Ctx::heavy`]).
+#[must_use = "the phase ends when the guard is dropped"]
+pub struct HeavyPhase<'c> {
+    inside: Option<(cpu_lock::Guard<'static>, &'c Cell<bool>)>,
+}
+
+impl Drop for HeavyPhase<'_> {
+    fn drop(&mut self) {
+        if let Some((_, flag)) = &self.inside {
+            flag.set(false);
+        }
+    }
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(bins: &'a BTreeMap<String, PathBuf>, scale: f64) -> Ctx<'a> {
-        Ctx { bins, scale, log: Rc::default(), started: RefCell::default() }
+    pub fn new(bins: &'a BTreeMap<String, PathBuf>, scale: f64, cost: Cost) -> Ctx<'a> {
+        Ctx {
+            bins,
+            scale,
+            log: Rc::default(),
+            started: RefCell::default(),
+            cost,
+            in_heavy: Cell::new(false),
+            gate_wait: Cell::default(),
+        }
+    }
+
+    /// Mark a CPU-heavy phase (16 MiB through a socket) of a check that
+    /// otherwise mostly waits — one whose waiting would be wasted if the
+    /// whole check were [`Check::heavy`]. The phase begins once no timing
+    /// check measures, and none begins measuring until the guard is
+    /// dropped; the check's deadlines for what follows count from then. A
+    /// heavy check is in such a phase throughout, so there it changes
+    /// nothing, and so does a phase inside a phase.
+    ///
+    /// # Panics
+    ///
+    /// In a timing check: it measures throughout, so it cannot have a heavy
+    /// phase.
+    pub fn heavy(&self) -> HeavyPhase<'_> {
+        assert!(self.cost != Cost::Timing, "a timing check measures throughout; it cannot have a heavy phase");
+        if self.cost == Cost::Heavy || self.in_heavy.get() {
+            return HeavyPhase { inside: None };
+        }
+        let guard = cpu_lock::gate().enter(Use::Heavy);
+        self.gate_wait.set(self.gate_wait.get() + guard.waited);
+        self.in_heavy.set(true);
+        HeavyPhase { inside: Some((guard, &self.in_heavy)) }
+    }
+
+    /// How long the check waited at the gate for its heavy phases: not
+    /// part of its duration.
+    pub fn gate_wait(&self) -> Duration {
+        self.gate_wait.get()
     }
 
     /// The binaries this check started (or tried to), each once, in order of
@@ -154,6 +219,72 @@ impl Ctx<'_> {
     pub fn connect(&self, name: &str, addr: std::net::SocketAddr) -> Step<Conn> {
         Conn::connect(name, addr, self.secs(5.0), self.log.clone())
     }
+
+    /// Run the cases of a check in order, `run` on each, and stop at the
+    /// first that fails: a program that hangs costs one deadline, not one
+    /// per case. The failure says which case failed, and the transcript
+    /// which cases were not run.
+    pub fn cases<T>(&self, cases: &[(&str, T)], mut run: impl FnMut(&T) -> Step) -> Step {
+        let n = cases.len();
+        for (k, (name, case)) in cases.iter().enumerate() {
+            if n > 1 {
+                self.did(format!("case {} of {n}: {name}", k + 1));
+            }
+            if let Err(mut f) = run(case) {
+                if n > 1 {
+                    f.got = format!("in case {} of {n} ({name}): {}", k + 1, f.got);
+                    let rest: Vec<&str> = cases[k + 1..].iter().map(|(name, _)| *name).collect();
+                    if !rest.is_empty() {
+                        self.did(format!("stopped at this failure; not run: {}", rest.join("; ")));
+                    }
+                }
+                return Err(f);
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until `p` has exited and closed its output, within `secs`
+    /// seconds (scaled), like [`Program::wait_exit`] — but give up as soon
+    /// as it makes no progress for [`STALL_SECS`]: a program that hangs
+    /// costs that, not the whole deadline, while one working through
+    /// megabytes keeps the whole deadline. Progress is what the grader sees
+    /// without asking the program: bytes on its stdout or stderr, and
+    /// bytes of its input taken beyond what its stdin pipe holds.
+    pub fn wait_exit(&self, p: &mut Program, what: &str, secs: f64) -> Step<Exit> {
+        let (total, stall) = (self.secs(secs), self.secs(STALL_SECS));
+        let started = Instant::now();
+        let progress = |p: &Program| (p.stdout_len(), p.stderr().len(), p.stdin_backlog());
+        loop {
+            let before = progress(p);
+            let left = total.saturating_sub(started.elapsed());
+            match p.wait_exit(what, stall.min(left)) {
+                Err(mut f) if f.kind == Kind::TimedOut => {
+                    if started.elapsed() >= total {
+                        f.got = format!("not done after {:.1} s: {}", total.as_secs_f64(), f.got);
+                        return Err(f);
+                    }
+                    if progress(p) == before {
+                        f.got.push_str(&format!(
+                            "; nothing happened for {:.1} s (no output, none of its input taken)",
+                            stall.as_secs_f64()
+                        ));
+                        return Err(f);
+                    }
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// [`Self::wait_exit`], then require exit status `code`; crashes and
+    /// panics are named as such.
+    pub fn expect_exit(&self, p: &mut Program, code: i32, what: &str, secs: f64) -> Step {
+        match self.wait_exit(p, what, secs)? {
+            Exit::Code(c) if c == code => Ok(()),
+            exit => Err(p.classify(exit, what)),
+        }
+    }
 }
 
 /// Compare bytes; on a difference say where it starts and show both sides
@@ -181,5 +312,83 @@ pub fn same_line(got: &[u8], want: &str) -> Step {
         Ok(())
     } else {
         Err(Failure::wrong(format!("the line {}", show(got)), format!("`{want}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
+
+    fn bins() -> BTreeMap<String, PathBuf> {
+        BTreeMap::from([("sh".to_string(), PathBuf::from("/bin/sh"))])
+    }
+
+    #[test]
+    fn cases_stop_at_the_first_failure_and_say_which_and_what_was_not_run() {
+        let bins = bins();
+        let cx = Ctx::new(&bins, 1.0, Cost::Light);
+        let mut ran = Vec::new();
+        let cases = [("one", 1), ("two", 2), ("three", 3), ("four", 4)];
+        let f = cx
+            .cases(&cases, |&n| {
+                ran.push(n);
+                if n == 2 {
+                    Err(Failure::wrong("the line `x`", "`y`"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(ran, [1, 2]);
+        assert_eq!(f.got, "in case 2 of 4 (two): the line `x`");
+        let steps = &cx.log.borrow().steps;
+        assert_eq!(steps.last().unwrap(), "stopped at this failure; not run: three; four");
+        assert!(steps.contains(&"case 2 of 4: two".to_string()), "{steps:?}");
+        // One case is just the check: no numbering.
+        let f = cx.cases(&[("only", ())], |_| Err(Failure::wrong("a", "b"))).unwrap_err();
+        assert_eq!(f.got, "a");
+    }
+
+    #[test]
+    fn a_heavy_phase_enters_the_gate_once_and_never_in_a_timing_check() {
+        let bins = bins();
+        let light = Ctx::new(&bins, 1.0, Cost::Light);
+        let outer = light.heavy();
+        assert!(outer.inside.is_some() && light.in_heavy.get());
+        assert!(light.heavy().inside.is_none(), "a phase inside a phase: already inside the gate");
+        drop(outer);
+        assert!(!light.in_heavy.get());
+        assert!(Ctx::new(&bins, 1.0, Cost::Heavy).heavy().inside.is_none(), "inside for its whole run");
+        let timing = Ctx::new(&bins, 1.0, Cost::Timing);
+        assert!(catch_unwind(AssertUnwindSafe(|| drop(timing.heavy()))).is_err());
+    }
+
+    /// At a time scale of 0.2 the stall bound is 1 s and a 20 s deadline 4 s.
+    #[test]
+    fn a_program_that_does_nothing_is_given_up_on_after_the_stall_bound() {
+        let bins = bins();
+        let cx = Ctx::new(&bins, 0.2, Cost::Light);
+        let mut p = cx.start("sh", &["-c", "exec sleep 30"]).unwrap();
+        let started = Instant::now();
+        let f = cx.wait_exit(&mut p, "sh to end", 20.0).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(f.kind, Kind::TimedOut);
+        assert!(f.got.contains("nothing happened for 1.0 s"), "{}", f.got);
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(3), "{took:?}");
+    }
+
+    #[test]
+    fn a_program_that_keeps_printing_keeps_the_whole_deadline() {
+        let bins = bins();
+        let cx = Ctx::new(&bins, 0.2, Cost::Light);
+        // 1.8 s in all, more than the stall bound of 1 s, a line every 0.3 s.
+        let script = "for i in 1 2 3 4 5 6; do echo $i; sleep 0.3; done; exit 7";
+        let mut p = cx.start("sh", &["-c", script]).unwrap();
+        assert_eq!(cx.wait_exit(&mut p, "sh to end", 20.0).unwrap(), Exit::Code(7));
+        let mut p = cx.start("sh", &["-c", script]).unwrap();
+        let f = cx.expect_exit(&mut p, 0, "exit status 0", 20.0).unwrap_err();
+        assert!(f.got.contains("exited with status 7"), "{}", f.got);
     }
 }

@@ -6,11 +6,12 @@
 //! own — each is a window in which the grader measures, mostly asleep — and
 //! holds the gate's quiet side ([`cpu_lock`]) for its whole run. Light
 //! checks run beside them on `-j` worker threads, the longest first (as long
-//! as they took last time, [`status`]). Heavy checks ([`Cost::Heavy`]) hold
-//! the gate's other side: a worker takes one once no timing check is left
-//! (or nothing else is), so they run beside each other and the light
-//! checks, never while anything measures. How long a check waited at the
-//! gate is not its duration.
+//! as they took last time, [`crate::status`]). Heavy checks ([`Cost::Heavy`])
+//! hold the gate's other side: a worker takes one once no timing check is
+//! left (or nothing else is), so they run beside each other and the light
+//! checks, never while anything measures; so does a light check's heavy
+//! phase ([`Ctx::heavy`]). How long a check waited at the gate is not its
+//! duration.
 //!
 //! This is where what programs and the compiler said enters the results:
 //! every failure text, transcript step and compiler message passes
@@ -62,11 +63,13 @@ pub struct Settings {
     pub last: Option<LastRun>,
 }
 
-/// Threads when `-j` does not say: checks mostly wait on programs, so two
-/// per CPU, and at least four.
+/// Worker threads when `-j` does not say (timing checks have threads of
+/// their own). Checks mostly wait on programs — a program that hangs keeps
+/// its check waiting for seconds — so five per CPU, and at least ten: on
+/// two CPUs every check of the largest exercise at once.
 pub fn default_threads() -> usize {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    (cpus * 2).max(4)
+    (cpus * 5).max(10)
 }
 
 /// A check: its job's index and its index in the exercise.
@@ -190,7 +193,7 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     };
     let started = Instant::now(); // after the gate: waiting there is not the check's time
     let ipc = crate::harness::ipc::Window::open(job.exercise.id, check.id); // ipc leaks: the check's time begins
-    let cx = Ctx::new(bins, settings.scale);
+    let cx = Ctx::new(bins, settings.scale, check.cost);
     let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&cx))).unwrap_or_else(|p| {
         let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
         Err(Failure::grader(format!("the check itself panicked: {}", msg.unwrap_or_default())))
@@ -226,7 +229,8 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             CheckResult::failed(check.id, check.title, check.points, detail, rerun)
         }
     };
-    CheckResult { duration_ms: started.elapsed().as_millis() as u64, programs, ..result }
+    let took = started.elapsed().saturating_sub(cx.gate_wait());
+    CheckResult { duration_ms: took.as_millis() as u64, programs, ..result }
 }
 
 /// Every check of an exercise that did not compile fails alike: with the
