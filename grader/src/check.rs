@@ -34,7 +34,8 @@ pub enum Cost {
     /// Starts programs and mostly waits on them: runs beside anything.
     Light,
     /// Keeps the CPUs busy for a while (a storm of signals, 16 MiB through
-    /// sockets, hundreds of clients): never while a timing check measures.
+    /// sockets, hundreds of clients) in a phase it marks with
+    /// [`Ctx::heavy`]: started once the timing checks are done.
     Heavy,
     /// Judges wall-clock time, when something happens: its whole run is a
     /// measuring window, with nothing heavy beside it.
@@ -68,8 +69,12 @@ impl Check {
         Check { id, title, points, cost: Cost::Timing, hint, run }
     }
 
-    /// A check that keeps the CPUs busy: it runs while no timing check
-    /// measures, beside light and other heavy ones.
+    /// A check that keeps the CPUs busy in a phase it marks with
+    /// [`Ctx::heavy`] (once its program is up: a program that never comes
+    /// up fails without waiting for the phase). It is started once the
+    /// timing checks are done, or when nothing else is left to start; its
+    /// heavy phase runs while no timing check measures, beside light checks
+    /// and other heavy phases.
     pub const fn heavy(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
         Check { id, title, points, cost: Cost::Heavy, hint, run }
     }
@@ -106,7 +111,7 @@ pub struct Ctx<'a> {
     pub log: Rc<RefCell<Transcript>>,
     /// The binaries started so far, each once, in order of first start.
     started: RefCell<Vec<String>>,
-    /// The check's declared cost: whether it is inside the gate already.
+    /// The check's declared cost: a timing check can have no heavy phase.
     cost: Cost,
     /// In a heavy phase ([`Ctx::heavy`]) now.
     in_heavy: Cell<bool>,
@@ -141,13 +146,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Mark a CPU-heavy phase (16 MiB through a socket) of a check that
-    /// otherwise mostly waits — one whose waiting would be wasted if the
-    /// whole check were [`Check::heavy`]. The phase begins once no timing
-    /// check measures, and none begins measuring until the guard is
-    /// dropped; the check's deadlines for what follows count from then. A
-    /// heavy check is in such a phase throughout, so there it changes
-    /// nothing, and so does a phase inside a phase.
+    /// Mark the CPU-heavy phase of a check (16 MiB through a socket, 500
+    /// clients, a storm of signals), until the guard is dropped: it begins
+    /// once no timing check measures, and no timing check begins while it
+    /// lasts. The deadlines of what follows count from when it began. Put
+    /// it where the heavy work starts, after the program is up and has
+    /// answered: a program that hangs fails before, without waiting here.
+    /// A phase inside a phase changes nothing.
     ///
     /// # Panics
     ///
@@ -155,7 +160,7 @@ impl<'a> Ctx<'a> {
     /// phase.
     pub fn heavy(&self) -> HeavyPhase<'_> {
         assert!(self.cost != Cost::Timing, "a timing check measures throughout; it cannot have a heavy phase");
-        if self.cost == Cost::Heavy || self.in_heavy.get() {
+        if self.in_heavy.get() {
             return HeavyPhase { inside: None };
         }
         let guard = cpu_lock::gate().enter(Use::Heavy);
@@ -353,6 +358,7 @@ mod tests {
 
     #[test]
     fn a_heavy_phase_enters_the_gate_once_and_never_in_a_timing_check() {
+        // The process's gate: no other test of this crate enters it.
         let bins = bins();
         let light = Ctx::new(&bins, 1.0, Cost::Light);
         let outer = light.heavy();
@@ -360,7 +366,7 @@ mod tests {
         assert!(light.heavy().inside.is_none(), "a phase inside a phase: already inside the gate");
         drop(outer);
         assert!(!light.in_heavy.get());
-        assert!(Ctx::new(&bins, 1.0, Cost::Heavy).heavy().inside.is_none(), "inside for its whole run");
+        assert!(Ctx::new(&bins, 1.0, Cost::Heavy).heavy().inside.is_some());
         let timing = Ctx::new(&bins, 1.0, Cost::Timing);
         assert!(catch_unwind(AssertUnwindSafe(|| drop(timing.heavy()))).is_err());
     }

@@ -4,14 +4,15 @@
 //! suite takes little longer than its longest check if the checks overlap.
 //! Every timing check ([`Cost::Timing`]) starts at once on a thread of its
 //! own — each is a window in which the grader measures, mostly asleep — and
-//! holds the gate's quiet side ([`cpu_lock`]) for its whole run. Light
+//! holds the gate's quiet side ([`cpu_lock`]) for its whole run. The other
 //! checks run beside them on `-j` worker threads, the longest first (as long
-//! as they took last time, [`crate::status`]). Heavy checks ([`Cost::Heavy`])
-//! hold the gate's other side: a worker takes one once no timing check is
-//! left (or nothing else is), so they run beside each other and the light
-//! checks, never while anything measures; so does a light check's heavy
-//! phase ([`Ctx::heavy`]). How long a check waited at the gate is not its
-//! duration.
+//! as they took last time, [`crate::status`]). A heavy phase ([`Ctx::heavy`])
+//! holds the gate's other side: it waits until nothing measures, and
+//! nothing starts measuring while it lasts. Heavy checks ([`Cost::Heavy`]),
+//! whose heavy phase comes soon after they start, are taken once no timing
+//! check is left (or nothing else is), so that no worker waits at the gate
+//! while there is other work. How long a check waited at the gate is not
+//! its duration.
 //!
 //! This is where what programs and the compiler said enters the results:
 //! every failure text, transcript step and compiler message passes
@@ -186,11 +187,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
 
 fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let Bins::Ready(bins) = &job.bins else { unreachable!("build errors are not queued") };
-    let _gate = match check.cost {
-        Cost::Light => None,
-        Cost::Heavy => Some(cpu_lock::gate().enter(Use::Heavy)),
-        Cost::Timing => Some(cpu_lock::gate().enter(Use::Quiet)),
-    };
+    let _quiet = (check.cost == Cost::Timing).then(|| cpu_lock::gate().enter(Use::Quiet));
     let started = Instant::now(); // after the gate: waiting there is not the check's time
     let ipc = crate::harness::ipc::Window::open(job.exercise.id, check.id); // ipc leaks: the check's time begins
     let cx = Ctx::new(bins, settings.scale, check.cost);

@@ -336,6 +336,7 @@ fn server_many_clients(cx: &Ctx) -> Step {
     const N: usize = 256;
     const WAVE: usize = 32;
     let (mut p, server) = start_server(cx, SERVER, &["--port", "0"])?;
+    let _heavy = cx.heavy();
     let log = std::rc::Rc::new(std::cell::RefCell::new(crate::harness::Transcript::default()));
     let mut clients = Vec::with_capacity(N);
     for n in 1..=N {
