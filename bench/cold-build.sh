@@ -53,4 +53,5 @@ echo "cold build of $(git rev-parse --short HEAD) on $(nproc) CPUs, load $(cut -
 step "grader (cargo build --timings)" cargo build --offline --timings -p grader
 step "exercise crates (target/)" cargo build --offline --keep-going "${skeletons[@]}"
 step "solution crates (target/solutions/)" cargo build --offline --keep-going --target-dir target/solutions "${solutions[@]}"
-echo "timings: $(ls target/cargo-timings/cargo-timing-*.html 2>/dev/null | tail -1)"
+timings=(target/cargo-timings/cargo-timing-*.html)
+echo "timings: $clone/${timings[-1]}"
