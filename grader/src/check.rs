@@ -64,7 +64,7 @@ impl Check {
 
     /// A check that judges wall-clock time (when something happens): it
     /// starts at once, beside other timing checks and light ones, never
-    /// beside heavy ones.
+    /// beside a heavy phase.
     pub const fn timed(id: &'static str, points: u32, title: &'static str, hint: &'static str, run: CheckFn) -> Check {
         Check { id, title, points, cost: Cost::Timing, hint, run }
     }

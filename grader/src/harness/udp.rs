@@ -64,15 +64,47 @@ pub struct Udp {
 
 impl Udp {
     /// Bind `name` to `addr` (port 0: the kernel picks a free one),
-    /// non-blocking, with kernel receive timestamps.
+    /// non-blocking, with kernel receive timestamps — on port 0 taking
+    /// effect before this returns.
     pub fn bind(name: &str, addr: SocketAddr, log: SharedTranscript) -> Step<Udp> {
         let sock = UdpSocket::bind(addr).map_err(|e| Failure::grader(format!("{name} cannot bind {addr}: {e}")))?;
         sock.set_nonblocking(true).map_err(|e| Failure::grader(format!("set_nonblocking: {e}")))?;
         setsockopt(&sock, sockopt::ReceiveTimestampns, &true)
             .map_err(|e| Failure::grader(format!("setsockopt(SO_TIMESTAMPNS): {e}")))?;
         let udp = Udp { name: name.to_string(), sock, log };
+        // On a port of its own choosing nobody else sends to it yet, so
+        // every datagram there is its own.
+        if addr.port() == 0 {
+            udp.stamps_on()?;
+        }
         udp.log.borrow_mut().did(format!("{} bound {}", udp.name, udp.addr()));
         Ok(udp)
+    }
+
+    /// Make sure the kernel stamps datagrams as they arrive. It does so
+    /// only once stamping is on for the whole system, which it turns on a
+    /// moment after the first socket asks for it (a deferred work item,
+    /// late on a busy machine); a datagram arriving before is stamped when
+    /// it is read — late, so the gap to the next one looks short and a
+    /// correct client retransmits "early". So the socket sends itself a
+    /// datagram until one comes back stamped before it was read: from then
+    /// on, while it is open, stamping stays on.
+    fn stamps_on(&self) -> Step {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            self.send_to_quiet(b"stamp?", self.addr())?;
+            // Loopback queues (and stamps) the datagram inside the send.
+            let sent = SystemTime::now();
+            match self.recv(deadline, None) {
+                Wait::Got(d) if d.at <= sent => return Ok(()),
+                Wait::Got(_) => {}
+                Wait::Exited | Wait::Deadline => break,
+            }
+            // Give the kernel's work item a moment: wait 1 ms for nothing
+            // (nobody knows this socket's port yet).
+            let _ = self.recv(Instant::now() + Duration::from_millis(1), None);
+        }
+        Err(Failure::grader(format!("{}: the kernel does not stamp arriving datagrams (SO_TIMESTAMPNS)", self.name)))
     }
 
     pub fn addr(&self) -> SocketAddr {
