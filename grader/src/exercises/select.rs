@@ -111,7 +111,7 @@ pub fn exercise() -> Exercise {
                  close its descriptor, drop its deadlines.",
                 disconnects,
             ),
-            Check::new(
+            Check::heavy(
                 "many-clients",
                 7,
                 "500 clients at once",
@@ -359,7 +359,7 @@ fn many_clients(cx: &Ctx) -> Step {
 }
 
 fn shutdown(cx: &Ctx) -> Step {
-    for how in ["quit", "EOF"] {
+    cx.cases(&[("`quit` on stdin", "quit"), ("EOF on stdin", "EOF")], |&how| {
         let (mut p, addr) = start_server(cx, BIN, &[])?;
         let t = cx.secs(5.0);
         let mut c1 = client(cx, &p, addr, 1)?;
@@ -373,7 +373,6 @@ fn shutdown(cx: &Ctx) -> Step {
             c.expect_line("BYE shutdown", t).map_err(with_whereabouts(&p))?;
             c.expect_eof("the connection closed after `BYE shutdown`", t)?;
         }
-        p.expect_exit(0, &format!("exit status 0 after {how} on stdin"), t)?;
-    }
-    Ok(())
+        p.expect_exit(0, &format!("exit status 0 after {how} on stdin"), t)
+    })
 }

@@ -56,7 +56,7 @@ pub fn exercise() -> Exercise {
                  the reply followed by the rest of the message. Reject more than 2048 bytes before forking.",
                 long_message,
             ),
-            Check::new(
+            Check::heavy(
                 "race",
                 25,
                 "50 handshakes with --delay-ms 0 (half on one CPU): none hangs or dies",

@@ -90,7 +90,7 @@ pub fn exercise() -> Exercise {
                  being killed by the signal.",
                 sigterm,
             ),
-            Check::new(
+            Check::heavy(
                 "signal-storm",
                 15,
                 "thousands of SIGINTs during heavy echo: nothing lost, corrupted, crashed or hung",
