@@ -259,6 +259,7 @@ fn not_found(cx: &Ctx) -> Step {
 fn large_data(cx: &Ctx) -> Step {
     let data = pattern(10 << 20, 4);
     let mut p = start(cx, &["cat"; 5], 12 << 20)?;
+    let _heavy = cx.heavy();
     p.send(&data);
     p.close_stdin();
     cx.expect_exit(&mut p, 0, "10 MiB through five `cat`s and exit status 0", 20.0)?;

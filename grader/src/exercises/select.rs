@@ -340,6 +340,7 @@ fn disconnects(cx: &Ctx) -> Step {
 fn many_clients(cx: &Ctx) -> Step {
     const N: usize = 500;
     let (p, addr) = start_server(cx, BIN, &[])?;
+    let _heavy = cx.heavy();
     let t = cx.secs(10.0);
     let mut conns = Vec::with_capacity(N);
     for n in 1..=N {

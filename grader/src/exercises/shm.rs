@@ -188,6 +188,7 @@ fn long_message(cx: &Ctx) -> Step {
 fn race(cx: &Ctx) -> Step {
     const RUNS: usize = 50;
     const BATCH: usize = 10;
+    let _heavy = cx.heavy();
     let mut done = 0;
     while done < RUNS {
         let deadline = Instant::now() + cx.secs(5.0);

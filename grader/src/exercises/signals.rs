@@ -245,6 +245,7 @@ fn signal_storm(cx: &Ctx) -> Step {
     const LINES: usize = 40_000;
     const SIGNALS: usize = 5_000;
     let mut p = start(cx, "0")?;
+    let _heavy = cx.heavy();
     let mut input = Vec::with_capacity(LINES * 48);
     for i in 0..LINES {
         let pad = "x".repeat(i % 61);

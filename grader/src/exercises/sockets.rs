@@ -395,6 +395,7 @@ fn client_greeting(cx: &Ctx) -> Step {
 fn client_duplex(cx: &Ctx) -> Step {
     let (mut p, mut c) = start_client(cx, IpAddr::V4(Ipv4Addr::LOCALHOST), "127.0.0.1", BIG + (1 << 20))?;
     let (down, up) = (pattern(BIG, 2), pattern(BIG, 3));
+    let _heavy = cx.heavy();
     p.send(&up);
     cx.did("the grader's server sends 16 MiB down while reading what comes up; stdin stays open");
     let mut off = 0;
