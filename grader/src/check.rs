@@ -9,18 +9,24 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cpu_lock::{self, Use};
+use crate::harness::failure::{excerpt, grouped};
 use crate::harness::{show, Conn, Exit, Failure, Kind, Options, Program, Spec, Step, Transcript};
 
-/// How long a program may make no progress at all — no output, none of the
-/// grader's input taken — before [`Ctx::wait_exit`] gives up on it, in
-/// seconds (scaled by `--time-scale`). The bound every wait for a program's
-/// next line has: a correct program that has something left to do does
-/// some of it within this time on any machine the scale is set for.
+/// How long [`Ctx::wait_exit`] waits for a program that makes no progress
+/// at all before it gives up on it, in seconds (scaled by `--time-scale`).
+/// No progress means: no output, none of the grader's input taken, no CPU
+/// time and no wake-up in any of its processes, no process started or
+/// ended — and no thread that goes on by itself (one that runs or waits
+/// for a CPU, or sleeps with a time-out). A correct program is never in
+/// that state while it has work left: every one of its processes is
+/// blocked on something that will not come (a pipe end nobody closes, a
+/// child that never ends). So this bounds only how long a hang costs,
+/// never what a slow program is allowed.
 pub const STALL_SECS: f64 = 5.0;
 
 /// A check function. A shared `&Ctx` is enough: what the context records
@@ -89,6 +95,9 @@ pub struct Exercise {
     pub slides: &'static str,
     /// Binaries the exercise crate builds; all must be present to grade it.
     pub bins: &'static [&'static str],
+    /// Its hint file, `grader/hints/<id>.toml` (see [`crate::hints`]): the
+    /// three levels of help per TODO of the skeleton, the TODOs per check.
+    pub hints: &'static str,
     pub checks: Vec<Check>,
 }
 
@@ -192,6 +201,15 @@ impl<'a> Ctx<'a> {
         self.log.borrow_mut().did(step);
     }
 
+    /// The executable the grader runs as binary `bin` (built, or given with
+    /// `--bin`).
+    pub fn bin_path(&self, bin: &str) -> Step<&Path> {
+        self.bins
+            .get(bin)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))
+    }
+
     /// Start binary `bin` with `args` and the default options.
     pub fn start(&self, bin: &str, args: &[&str]) -> Step<Program> {
         self.start_with(bin, args, |_, _| {})
@@ -200,7 +218,7 @@ impl<'a> Ctx<'a> {
     /// Start binary `bin`, letting `adjust` change the spec and options
     /// (output cap, CPU pinning, limits).
     pub fn start_with(&self, bin: &str, args: &[&str], adjust: impl FnOnce(&mut Spec, &mut Options)) -> Step<Program> {
-        let path = self.bins.get(bin).ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))?;
+        let path = self.bin_path(bin)?;
         {
             let mut started = self.started.borrow_mut();
             if !started.iter().any(|b| b == bin) {
@@ -208,14 +226,14 @@ impl<'a> Ctx<'a> {
             }
         }
         let mut spec = Spec {
-            path: path.clone(),
+            path: path.to_path_buf(),
             args: args.iter().map(OsString::from).collect(),
             limits: Default::default(),
             cpu: None,
         };
         let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true };
         adjust(&mut spec, &mut opts);
-        Program::start(bin, &spec, opts, self.log.clone())
+        Ok(Program::start(bin, &spec, opts, self.log.clone())?.with_time_scale(self.scale))
     }
 }
 
@@ -251,17 +269,17 @@ impl Ctx<'_> {
 
     /// Wait until `p` has exited and closed its output, within `secs`
     /// seconds (scaled), like [`Program::wait_exit`] — but give up as soon
-    /// as it makes no progress for [`STALL_SECS`]: a program that hangs
-    /// costs that, not the whole deadline, while one working through
-    /// megabytes keeps the whole deadline. Progress is what the grader sees
-    /// without asking the program: bytes on its stdout or stderr, and
-    /// bytes of its input taken beyond what its stdin pipe holds.
+    /// as it has made no progress for [`STALL_SECS`]: a program that hangs
+    /// costs that, not the whole deadline, while one that works (through
+    /// megabytes, or slowly on a loaded machine) keeps the whole deadline.
+    /// Progress is what the grader sees without asking the program
+    /// ([`Program::progress`]); a program with a thread that goes on by
+    /// itself ([`Program::goes_on_by_itself`]) is not stalled either.
     pub fn wait_exit(&self, p: &mut Program, what: &str, secs: f64) -> Step<Exit> {
         let (total, stall) = (self.secs(secs), self.secs(STALL_SECS));
         let started = Instant::now();
-        let progress = |p: &Program| (p.stdout_len(), p.stderr().len(), p.stdin_backlog());
         loop {
-            let before = progress(p);
+            let before = p.progress();
             let left = total.saturating_sub(started.elapsed());
             match p.wait_exit(what, stall.min(left)) {
                 Err(mut f) if f.kind == Kind::TimedOut => {
@@ -269,9 +287,10 @@ impl Ctx<'_> {
                         f.got = format!("not done after {:.1} s: {}", total.as_secs_f64(), f.got);
                         return Err(f);
                     }
-                    if progress(p) == before {
+                    if p.progress() == before && !p.goes_on_by_itself() {
                         f.got.push_str(&format!(
-                            "; nothing happened for {:.1} s (no output, none of its input taken)",
+                            "; nothing happened for {:.1} s (no output, none of its input taken, no CPU time, \
+                             no process started or ended; every thread blocked without a time-out)",
                             stall.as_secs_f64()
                         ));
                         return Err(f);
@@ -292,23 +311,40 @@ impl Ctx<'_> {
     }
 }
 
-/// Compare bytes; on a difference say where it starts and show both sides
-/// around it.
+/// Compare bytes. On a difference say where it starts and show both sides
+/// there: short data in full, long data as a short window around the first
+/// difference (the bytes after a mismatch say little, and a dump of them
+/// fills the screen).
 pub fn same(what: &str, got: &[u8], want: &[u8]) -> Step {
+    /// Both sides shown in full up to this many bytes.
+    const SHORT: usize = 48;
+    /// Bytes of a window before and from the first difference.
+    const BEFORE: usize = 8;
+    const FROM: usize = 16;
     if got == want {
         return Ok(());
     }
     let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-    let from = at.saturating_sub(24);
-    let window = |b: &[u8]| show(&b[from.min(b.len())..(at + 40).min(b.len())]);
-    let got_desc = if at == got.len() && got.len() < want.len() {
-        format!("{} bytes of {what}, ending after {}; the rest was missing", got.len(), window(got))
+    if got.len() <= SHORT && want.len() <= SHORT {
+        return Err(Failure::wrong(format!("{what} {} (first difference at byte {at})", show(got)), show(want)));
+    }
+    let window = |b: &[u8]| excerpt(b, at.saturating_sub(BEFORE), at + FROM);
+    let (n_got, n_want) = (grouped(got.len()), grouped(want.len()));
+    let (got_desc, want_desc) = if at == got.len() {
+        (
+            format!("{what}: only the first {n_got} of {n_want} bytes, ending {}", window(got)),
+            format!("{} from byte {} on", window(want), grouped(at)),
+        )
     } else if at == want.len() {
-        format!("{what} correct for {} bytes, then extra bytes {}", want.len(), window(got))
+        (
+            format!("{what}: the {n_want} bytes expected, then {} more: {}", grouped(got.len() - at), window(got)),
+            format!("nothing after byte {n_want}"),
+        )
     } else {
-        format!("{what} differing at byte {at}: {} ({} bytes in all)", window(got), got.len())
+        let of = if got.len() == want.len() { n_want } else { format!("{n_want} ({n_got} received)") };
+        (format!("{what}: first difference at byte {} of {of}: {}", grouped(at), window(got)), window(want))
     };
-    Err(Failure::wrong(got_desc, format!("{} at that place ({} bytes in all)", window(want), want.len())))
+    Err(Failure::wrong(got_desc, want_desc))
 }
 
 /// Compare one line.
@@ -376,13 +412,24 @@ mod tests {
     fn a_program_that_does_nothing_is_given_up_on_after_the_stall_bound() {
         let bins = bins();
         let cx = Ctx::new(&bins, 0.2, Cost::Light);
-        let mut p = cx.start("sh", &["-c", "exec sleep 30"]).unwrap();
+        // `cat` on a stdin the grader keeps open: blocked in `read` for ever.
+        let mut p = cx.start("sh", &["-c", "exec cat"]).unwrap();
         let started = Instant::now();
         let f = cx.wait_exit(&mut p, "sh to end", 20.0).unwrap_err();
         let took = started.elapsed();
         assert_eq!(f.kind, Kind::TimedOut);
         assert!(f.got.contains("nothing happened for 1.0 s"), "{}", f.got);
-        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(3), "{took:?}");
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_millis(3500), "{took:?}");
+    }
+
+    #[test]
+    fn a_program_that_sleeps_silently_is_not_stalled() {
+        let bins = bins();
+        let cx = Ctx::new(&bins, 0.2, Cost::Light);
+        // Silent for 1.6 s, more than the stall bound of 1 s, asleep with a
+        // time-out (a child of the shell, in `nanosleep`) all the while.
+        let mut p = cx.start("sh", &["-c", "sleep 1.6; exit 7"]).unwrap();
+        assert_eq!(cx.wait_exit(&mut p, "sh to end", 20.0).unwrap(), Exit::Code(7));
     }
 
     #[test]
@@ -396,5 +443,23 @@ mod tests {
         let mut p = cx.start("sh", &["-c", script]).unwrap();
         let f = cx.expect_exit(&mut p, 0, "exit status 0", 20.0).unwrap_err();
         assert!(f.got.contains("exited with status 7"), "{}", f.got);
+    }
+
+    #[test]
+    fn a_long_mismatch_is_where_it_starts_not_a_dump() {
+        let want = vec![b'a'; 10_485_760];
+        let mut got = want.clone();
+        got[4096] = b'b';
+        let f = same("the 10 MiB", &got, &want).unwrap_err();
+        assert!(
+            f.got.starts_with("the 10 MiB: first difference at byte 4\u{a0}096 of 10\u{a0}485\u{a0}760: …`"),
+            "{}",
+            f.got
+        );
+        assert!(f.got.chars().count() < 140 && f.expected.chars().count() < 100, "{f:?}");
+        let f = same("the 10 MiB", &want[..5000], &want).unwrap_err();
+        assert!(f.got.starts_with("the 10 MiB: only the first 5\u{a0}000 of 10\u{a0}485\u{a0}760 bytes"), "{}", f.got);
+        let f = same("x", b"short", b"shirt").unwrap_err();
+        assert_eq!((f.got.as_str(), f.expected.as_str()), ("x `short` (first difference at byte 2)", "`shirt`"));
     }
 }

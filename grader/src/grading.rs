@@ -73,6 +73,10 @@ pub fn grade(root: &Path, request: &Request) -> Result<Report, String> {
         last: crate::status::load(root),
     };
     let report = runner::run(&jobs, &settings);
+    // Every check killed what its programs started. What slipped all of its
+    // nets came to the grader as orphans: it dies now, before any report is
+    // written (a daemon left running could rewrite the report file).
+    crate::harness::reaper::kill_strays();
     // How long each check took, for the next run's schedule; a student's
     // statuses are remembered by the caller (`Request::remembered`).
     if request.submission.is_none() && !request.remembered() {

@@ -18,6 +18,7 @@ pub mod exercises;
 pub mod gradebook;
 pub mod grading;
 pub mod harness;
+pub mod hints;
 pub mod interrupt;
 pub mod listing;
 pub mod merge;

@@ -29,7 +29,7 @@ use crate::check::{Check, Cost, Ctx, Exercise};
 use crate::cpu_lock::{self, Use};
 use crate::harness::{Failure, Kind};
 use crate::request::Rerun;
-use crate::results::{CheckResult, Detail, ExerciseResult, Location, Report, Status};
+use crate::results::{CheckResult, Detail, Diagnosis, ExerciseResult, Location, Report, Status};
 use crate::status::LastRun;
 use crate::text;
 
@@ -202,7 +202,10 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let outcome = match outcome {
         Ok(()) if !log.leftovers.is_empty() => {
             Err(Failure::new(Kind::LeftBehind, log.leftovers.join("; "), "no process left once the program has exited")
-                .with_hint("wait for every child you fork (waitpid) and do not leave daemons behind"))
+                .diagnosed(
+                    "a process the program started outlived it",
+                    "wait for every child you fork (`waitpid`) and do not leave daemons behind",
+                ))
         }
         other => other,
     };
@@ -213,14 +216,17 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
         Err(f) if f.kind == Kind::Skipped => CheckResult::skipped(check.id, check.title, &text::escape(&f.got), rerun),
         Err(f) => {
             let escape = |s: &str| text::escape(s).into_owned();
-            let mut hints: Vec<String> = f.hint.iter().map(|h| escape(h)).collect();
-            hints.push(check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
+            // The diagnosis's hint fits what was seen; the check's general
+            // hint is shown only when nothing more specific is known.
+            let hint = f.diagnosis.is_none().then(|| check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
+            let diagnosis = f.diagnosis.map(|d| Diagnosis::new(escape(&d.what_it_means), escape(&d.hint)));
             let detail = Detail {
                 kind: f.kind,
                 did: shorten(&log.steps).iter().map(|s| escape(s)).collect(),
                 got: escape(&f.got),
                 expected: escape(&f.expected),
-                hints,
+                diagnosis,
+                hint,
                 location: f.location,
             };
             CheckResult::failed(check.id, check.title, check.points, detail, rerun)
@@ -239,9 +245,11 @@ fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> Che
         did: vec![format!("built the `{}` crate", job.exercise.id)],
         got: first.to_string(),
         expected: "the crate to compile".into(),
-        hints: vec![
-            "fix the compiler errors shown above the table; every check of this exercise needs the binary".into()
-        ],
+        diagnosis: Some(Diagnosis::new(
+            "the crate did not compile, so no check of this exercise can run",
+            "fix the compiler errors shown above the table",
+        )),
+        hint: None,
         location: Location::in_compiler_message(msg),
     };
     let rerun = settings.rerun.check(job.exercise.id, check.id);

@@ -1,7 +1,8 @@
 //! Hostile programs are graded to a clear failure in bounded time, and
 //! afterwards not one process of theirs exists.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,28 +29,59 @@ fn hostile(mode: &str) -> PathBuf {
 /// the check's JSON, the wall time, and the grader's pid.
 fn grade_hostile(mode: &str, check: &str, no_cgroup: bool) -> (Value, Duration, u32) {
     let exe = hostile(mode);
+    let (report, wall, pid) =
+        grade(&["signals", "--check", check, "--bin", &format!("sigecho={}", exe.display())], |cmd| {
+            if no_cgroup {
+                cmd.env("GRADER_NO_CGROUP", "1");
+            }
+        });
+    (report["exercises"][0]["checks"][0].clone(), wall, pid)
+}
+
+/// Run the grader with `args` (plus `--time-scale 0.5`), adjusted by
+/// `adjust`, expecting exit 1 within 60 s; return its JSON report (from
+/// stdout, unless `adjust` sent it to a file), the wall time and its pid.
+fn grade(args: &[&str], adjust: impl FnOnce(&mut Command)) -> (Value, Duration, u32) {
     let mut cmd = Command::new(grader());
-    cmd.args(["signals", "--check", check, "--format", "json", "--time-scale", "0.5", "--bin"])
-        .arg(format!("sigecho={}", exe.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if no_cgroup {
-        cmd.env("GRADER_NO_CGROUP", "1");
-    }
+    cmd.args(args).args(["--format", "json", "--time-scale", "0.5"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    adjust(&mut cmd);
     let started = Instant::now();
     let child = cmd.spawn().unwrap();
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()).unwrap());
-    let out = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("the grader hung on hostile `{mode}` for 60 s"))
-        .unwrap();
+    let out =
+        rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("the grader hung on {args:?}")).unwrap();
     let wall = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let check = report["exercises"][0]["checks"][0].clone();
-    (check, wall, pid)
+    let report = if out.stdout.is_empty() { Value::Null } else { serde_json::from_slice(&out.stdout).unwrap() };
+    (report, wall, pid)
+}
+
+/// Processes (not zombies) whose `argv[0]` is `exe`: a hostile program
+/// and what it forked, even with its token hidden.
+fn running(exe: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+        let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = state.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'));
+        if argv0 == exe.as_os_str().as_encoded_bytes() && !zombie {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// Programs run as an unprivileged uid only when the grader is root;
+/// tests of what that uid cannot do say why they did nothing otherwise.
+fn unprivileged_uid_or_skip(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("{test}: skipped: the grader is not root here, so programs run as the same user as the grader");
+    }
+    root
 }
 
 #[rstest]
@@ -169,4 +201,84 @@ fn on_github_only_the_graders_annotations_are_commands() {
     assert!(!out.contains("\n::error::forged") && !out.contains('\x1b'), "{out}");
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("forged") && !md.contains('\x1b') && !md.contains('\r'), "{md}");
+}
+
+/// A daemon that overwrites its token and tries to leave its cgroup is
+/// still found — by the uid it runs as, which it cannot shed — named as
+/// left behind, and killed, with a cgroup and without one.
+#[test]
+fn a_daemon_that_hides_its_token_and_leaves_its_cgroup_is_found_and_killed() {
+    let exe = hostile("escape");
+    for no_cgroup in [false, true] {
+        let (result, _, _) = grade_hostile("escape", "eof", no_cgroup);
+        let message = result["message"].as_str().unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(result["status"], "failed", "{message}");
+            assert!(message.contains("left 1 process(es) running: hostile-escape"), "{message}");
+        }
+        let left = running(&exe);
+        assert!(left.is_empty(), "the daemon survived the grader (no cgroup: {no_cgroup}): {left:?}");
+    }
+}
+
+/// A program cannot stop or end the grader, read its environment, write
+/// its report or leave its cgroup: it runs as another uid.
+#[test]
+fn a_program_cannot_touch_the_grader() {
+    if !unprivileged_uid_or_skip("a_program_cannot_touch_the_grader") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = dir.path().join("report.json");
+    std::fs::write(&report, "{}").unwrap();
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exe = hostile("attack-grader");
+    let args = ["signals", "--check", "eof", "--output", report.to_str().unwrap()];
+    let (_, wall, _) = grade(&[&args[..], &["--bin", &format!("sigecho={}", exe.display())]].concat(), |_| {});
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let message = report["exercises"][0]["checks"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("attack: SIGSTOP EPERM, SIGTERM EPERM, environ EACCES, report EACCES, cgroup EACCES"),
+        "{message}"
+    );
+    assert!(wall < Duration::from_secs(30), "took {wall:?}");
+}
+
+/// The grader connects only to addresses of this machine: a server that
+/// names another fails its check without a connection attempt.
+#[test]
+fn a_server_naming_another_machine_is_not_connected_to() {
+    let exe = hostile("remote-addr");
+    let bins = [format!("tcp-server={}", exe.display()), format!("tcp-client={}", exe.display())];
+    let (report, wall, _) =
+        grade(&["sockets", "--check", "server-greeting", "--bin", &bins[0], "--bin", &bins[1]], |_| {});
+    let message = report["exercises"][0]["checks"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("wrong output"), "{message}");
+    assert!(message.contains("`listening on 10.1.2.3:80`: 10.1.2.3 is not a loopback address"), "{message}");
+    assert!(!message.contains("could not connect"), "{message}");
+    assert!(wall < Duration::from_secs(20), "took {wall:?}");
+}
+
+/// A program that kills its grader dies with it: the grader's death sends
+/// SIGKILL to every program it started (`PR_SET_PDEATHSIG`), so none is
+/// left behind as an orphan of whoever started the grader. (As root only
+/// with `--run-as root`: a program running as its own uid cannot kill the
+/// grader.)
+#[test]
+fn a_program_that_kills_its_grader_dies_with_it() {
+    let exe = hostile("kill-grader");
+    let out = Command::new(grader())
+        .args(["signals", "--check", "eof", "--run-as", "root", "--bin"])
+        .arg(format!("sigecho={}", exe.display()))
+        .output()
+        .unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{out:?}");
+    // The kernel sent the SIGKILL as the grader died; it takes effect when
+    // the program next runs.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !running(&exe).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(running(&exe).is_empty(), "the program outlived the grader it killed");
 }

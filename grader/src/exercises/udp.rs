@@ -45,6 +45,7 @@ pub fn exercise() -> Exercise {
         slides: "„Ports“, „Ports (2)“, „Socket erzeugen“ (SOCK_DGRAM), „Passives Warten“, „Senden von Daten“, \
                  „Empfangen von Daten“, „Timeouts (1)“, „Timeouts (2)“",
         bins: &[SERVER, CLIENT],
+        hints: include_str!("../../hints/udp.toml"),
         checks: vec![
             Check::new("server-counter", 7, "server: `listening on`, then ADD, GET and unknown commands, each reply with the request's number",
                 "One datagram socket (SOCK_DGRAM), `bind`, print what `getsockname` says. Each `recvfrom` gives \
@@ -250,8 +251,10 @@ fn server_boundaries(cx: &Ctx) -> Step {
         if reply != want {
             let f = Failure::wrong(format!("the reply to [{seq}] was {}", describe(reply)), describe(&want));
             return Err(if seq >= LONG_AT && reply.len() == want.len() {
-                f.with_hint(
-                    "the 1400-byte request added less than 1: was it cut off by a receive buffer that is too small?",
+                f.diagnosed(
+                    "the reply has the right length, but the 1400-byte request added less than it said: it was cut \
+                     off",
+                    "receive into a buffer large enough for the largest datagram: `recv_from` drops what does not fit",
                 )
             } else {
                 f
@@ -266,18 +269,32 @@ fn server_per_address(cx: &Ctx) -> Step {
     let (mut p, server) = start_server(cx, SERVER, &["--port", "0"])?;
     let a = socket(cx, "client A")?;
     let b = socket(cx, "client B")?;
-    let one_total = "one total for everybody? Each source address (IP and port) has its own total";
+    let one_total = |f: Failure| {
+        f.diagnosed(
+            "client A's total counts client B's additions: one total for everybody",
+            "each source address (IP and port) has its own total",
+        )
+    };
     ask(cx, &mut p, &a, server, 1, "ADD 3", "OK 3")?;
     ask(cx, &mut p, &b, server, 1, "ADD 10", "OK 10").map_err(|f| {
         if f.got.contains("`OK 13`") {
-            f.with_hint(one_total)
+            one_total(f)
         } else if f.got.contains("`OK 3`") {
-            f.with_hint("client B got client A's stored reply: the last sequence number is kept per address, too")
+            f.diagnosed(
+                "client B got client A's stored reply: the last sequence number is kept for everybody",
+                "keep the last sequence number and its reply per address, too",
+            )
         } else {
             f
         }
     })?;
-    ask(cx, &mut p, &a, server, 2, "GET", "OK 3").map_err(|f| f.with_hint(one_total))?;
+    ask(cx, &mut p, &a, server, 2, "GET", "OK 3").map_err(|f| {
+        if f.kind == Kind::WrongOutput && f.diagnosis.is_none() {
+            one_total(f)
+        } else {
+            f
+        }
+    })?;
     ask(cx, &mut p, &b, server, 2, "ADD 1", "OK 11")?;
     ask(cx, &mut p, &a, server, 3, "ADD 4", "OK 7")?;
     Ok(())
@@ -287,16 +304,24 @@ fn server_at_most_once(cx: &Ctx) -> Step {
     let (mut p, server) = start_server(cx, SERVER, &["--port", "0"])?;
     let a = socket(cx, "client A")?;
     let b = socket(cx, "client B")?;
-    let twice = "the retransmission was executed again: same address and sequence number as the last request means \
-                 the stored reply, not a second ADD";
+    let twice = |f: Failure| {
+        if f.kind != Kind::WrongOutput || f.diagnosis.is_some() {
+            return f;
+        }
+        f.diagnosed(
+            "the retransmission was executed again",
+            "the same address and sequence number as the last request means the stored reply, not a second ADD",
+        )
+    };
     ask(cx, &mut p, &a, server, 255, "ADD 5", "OK 5")?;
     cx.did("client A sends the same request again (as if the reply had been lost)");
-    ask(cx, &mut p, &a, server, 255, "ADD 5", "OK 5").map_err(|f| f.with_hint(twice))?;
+    ask(cx, &mut p, &a, server, 255, "ADD 5", "OK 5").map_err(twice)?;
     ask(cx, &mut p, &a, server, 256, "GET", "OK 5").map_err(|f| {
         if f.kind == Kind::TimedOut {
-            f.with_hint(
-                "[256] after [255] got no reply: as bytes 00 00 01 00 after 00 00 00 ff — sequence numbers compared \
-                 in the wrong byte order? Convert with `ntohl` / `u32::from_be_bytes` before comparing",
+            f.diagnosed(
+                "[256] after [255] got no reply: as bytes 00 00 01 00 after 00 00 00 ff, so the sequence numbers \
+                 were probably compared in the wrong byte order",
+                "convert with `ntohl` / `u32::from_be_bytes` before comparing",
             )
         } else {
             f
@@ -305,8 +330,8 @@ fn server_at_most_once(cx: &Ctx) -> Step {
     ask(cx, &mut p, &a, server, 257, "ADD 2", "OK 7")?;
     ask(cx, &mut p, &b, server, 257, "ADD 1", "OK 1")?;
     cx.did("client A sends [257] twice more");
-    ask(cx, &mut p, &a, server, 257, "ADD 2", "OK 7").map_err(|f| f.with_hint(twice))?;
-    ask(cx, &mut p, &a, server, 257, "ADD 2", "OK 7").map_err(|f| f.with_hint(twice))?;
+    ask(cx, &mut p, &a, server, 257, "ADD 2", "OK 7").map_err(twice)?;
+    ask(cx, &mut p, &a, server, 257, "ADD 2", "OK 7").map_err(twice)?;
     ask(cx, &mut p, &a, server, 258, "GET", "OK 7")
 }
 
@@ -323,9 +348,12 @@ fn server_ignores(cx: &Ctx) -> Step {
     a.send_to("[11] `GET`", &datagram(11, "GET"), server)?;
     expect_reply(cx, &mut p, &a, server, 11, "OK 1").map_err(|f| {
         if f.got.contains("[9]") || f.got.contains("[1]") {
-            f.with_hint("an older sequence number than the last one seen from that address gets no reply at all")
+            f.diagnosed(
+                "the server answered an older sequence number than the last one seen from that address",
+                "an older sequence number gets no reply at all",
+            )
         } else if f.got.contains("`OK 101`") {
-            f.with_hint("the old request [9] was executed: it must be ignored")
+            f.diagnosed("the old request [9] was executed", "an older sequence number changes nothing: ignore it")
         } else {
             f
         }
@@ -414,9 +442,9 @@ fn same_request(d: &Datagram, want: &[u8]) -> Step {
     let f = Failure::wrong(format!("the request {}", describe(&d.bytes)), describe(want));
     let swapped = want.get(..4).map(|s| s.iter().rev().copied().collect::<Vec<u8>>());
     Err(match (d.bytes.get(..4), swapped) {
-        (Some(got), Some(rev)) if got == rev.as_slice() && got != &want[..4] => f.with_hint(
-            "the sequence number is in the machine's byte order (little-endian on x86): the wire wants network \
-             byte order, big-endian (`htonl`, `u32::to_be_bytes`)",
+        (Some(got), Some(rev)) if got == rev.as_slice() && got != &want[..4] => f.diagnosed(
+            "the sequence number is in the machine's byte order (little-endian on x86)",
+            "the wire wants network byte order, big-endian (`htonl`, `u32::to_be_bytes`)",
         ),
         _ => f,
     })
@@ -505,7 +533,10 @@ fn client_backoff(cx: &Ctx) -> Step {
         judge_gap(k, took, gap, slack).map_err(|f| {
             if took + TOLERANCE < gap && k > 1 && took.abs_diff(Duration::from_millis(T)) < Duration::from_millis(T / 4)
             {
-                f.with_hint("every retransmission came after T: the timeout must double each time (T, 2T, 4T …)")
+                f.diagnosed(
+                    "every retransmission came after T: the timeout stays the same",
+                    "double the timeout each time (T, 2T, 4T …)",
+                )
             } else {
                 f
             }
@@ -538,9 +569,9 @@ fn client_late_reply(cx: &Ctx) -> Step {
     sock.send_to("[2] `OK 3`", &datagram(2, "OK 3"), d.from)?;
     finish(cx, &mut p, b"OK 1\nOK 3\n").map_err(|f| {
         if String::from_utf8_lossy(p.stdout()).starts_with("OK 1\nOK 1") {
-            f.with_hint(
-                "the second `OK 1` is the duplicate reply [1], read while waiting for [2]: a reply whose sequence \
-                 number is not the one you wait for must be dropped",
+            f.diagnosed(
+                "the second `OK 1` is the duplicate reply [1], read while waiting for [2]",
+                "drop a reply whose sequence number is not the one you wait for",
             )
         } else {
             f
@@ -580,15 +611,26 @@ fn client_ignores_others(cx: &Ctx) -> Step {
             Wait::Exited => {
                 let f = ended(cx, &mut p, "udp-client to keep waiting for the reply [1]");
                 let out = String::from_utf8_lossy(p.stdout()).into_owned();
-                let hint = if out.contains("foreign") {
-                    "it printed a datagram from another port: only the server's address counts (connect the \
-                     socket, or compare the address `recvfrom` reports)"
+                let (means, hint) = if out.contains("foreign") {
+                    (
+                        "it printed a datagram from another port",
+                        "only the server's address counts (connect the socket, or compare the address `recvfrom` \
+                         reports)",
+                    )
                 } else if out.contains("wrong number") || out.contains("stale") {
-                    "it printed a reply with another sequence number: compare it with the number you sent"
+                    (
+                        "it printed a reply with another sequence number",
+                        "compare the reply's sequence number with the number you sent",
+                    )
+                } else if f.diagnosis.is_some() {
+                    return Err(f);
                 } else {
-                    "every datagram that is not the reply is to be ignored, also one shorter than 4 bytes"
+                    (
+                        "it ended while the grader sent datagrams that were not the reply",
+                        "every datagram that is not the reply is to be ignored, also one shorter than 4 bytes",
+                    )
                 };
-                return Err(f.with_hint(hint));
+                return Err(f.diagnosed(means, hint));
             }
             Wait::Deadline if Instant::now() >= limit => {
                 return Err(Failure::new(
@@ -600,9 +642,9 @@ fn client_ignores_others(cx: &Ctx) -> Step {
                     ),
                     format!("retransmission 1 about {T} ms after the first transmission"),
                 )
-                .with_hint(
-                    "the wait started over after every ignored datagram: keep the absolute deadline and give \
-                     `poll` only the time left",
+                .diagnosed(
+                    "the wait started over after every ignored datagram",
+                    "keep the absolute deadline and give `poll` only the time left",
                 ));
             }
             Wait::Deadline => {}
@@ -614,8 +656,12 @@ fn client_ignores_others(cx: &Ctx) -> Step {
         "received retransmission 1 {} ms after the first transmission ({sent} datagrams sent meanwhile)",
         ms(took)
     ));
-    judge_gap(1, took, Duration::from_millis(T), slack)
-        .map_err(|f| f.with_hint("an ignored datagram must neither end nor restart the wait"))?;
+    judge_gap(1, took, Duration::from_millis(T), slack).map_err(|f| {
+        f.diagnosed(
+            "the datagrams to be ignored moved the retransmission: one of them ended or restarted the wait",
+            "an ignored datagram must neither end nor restart the wait: keep the absolute deadline",
+        )
+    })?;
     sock.send_to("[1] `OK right`", &datagram(1, "OK right"), again.from)?;
     finish(cx, &mut p, b"OK right\n")
 }
@@ -632,9 +678,9 @@ fn client_refused(cx: &Ctx) -> Step {
     p.observe(reopen.saturating_duration_since(Instant::now()), "udp-client to keep waiting while the port is closed")
         .map_err(|f| {
             if f.got.contains("refused") || f.got.contains("ECONNREFUSED") {
-                f.with_hint(
-                    "ECONNREFUSED is the ICMP „port unreachable“ for an earlier datagram: a lost datagram, not \
-                     an error — keep waiting for the timeout",
+                f.diagnosed(
+                    "it gave up on ECONNREFUSED: the ICMP „port unreachable“ for an earlier datagram",
+                    "that is a lost datagram, not an error: keep waiting for the timeout",
                 )
             } else {
                 f
@@ -697,7 +743,7 @@ fn client_gives_up(cx: &Ctx) -> Step {
             format!("{} (the first and `--retries {R}` retransmissions)", R + 1),
         );
         return Err(if n == R as usize {
-            f.with_hint("one retransmission short: R counts the *re*transmissions")
+            f.diagnosed("one retransmission short", "R counts the *re*transmissions, after the first transmission")
         } else {
             f
         });

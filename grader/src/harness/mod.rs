@@ -1,7 +1,8 @@
-//! How a student program is run: started clean ([`spawn`]), kept on a leash
-//! and cleaned up after ([`leash`]), driven and waited on ([`program`],
-//! [`net`]), observed through `/proc` ([`procfs`]), and how its failures are
-//! named ([`failure`]).
+//! How a student program is run: started clean ([`spawn`]) as a user that
+//! cannot harm the grader ([`runas`]), kept on a leash and cleaned up after
+//! ([`leash`]; [`locks`] say which grader is alive), driven and waited on
+//! ([`program`], [`net`]), observed through `/proc` ([`procfs`]), and how
+//! its failures are named ([`failure`]).
 //!
 //! Underneath: every wait is a [`deadline::wait`] bounded by a
 //! [`deadline::Deadline`], and every process the grader starts — a program,
@@ -16,10 +17,12 @@ pub mod deadline;
 pub mod failure;
 pub mod ipc;
 pub mod leash;
+pub mod locks;
 pub mod net;
 pub mod procfs;
 pub mod program;
 pub mod reaper;
+pub mod runas;
 pub mod spawn;
 pub mod udp;
 

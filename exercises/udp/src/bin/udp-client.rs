@@ -23,7 +23,7 @@
 //! datagram ([`transmit`]), printing a reply ([`print_reply`]), reading
 //! stdin line by line ([`run`]) and `main`. What you write, in this order:
 //!
-//! 1. [`open_socket`] — resolve HOST, a datagram socket, `connect`;
+//! 1. [`connect_to`] — resolve HOST, a datagram socket, `connect`;
 //! 2. [`encode`] — the request datagram;
 //!    now a server that answers at once gets its requests (try it against
 //!    your `udp-server`);
@@ -125,7 +125,7 @@ fn diagnose(message: &str) {
 /// TODO 1 — resolve HOST:PORT and return a datagram socket *connected* to
 /// the server's (first) address.
 ///
-/// What: find the address (nix has no `getaddrinfo`; std's
+/// What it must achieve: find the address (nix has no `getaddrinfo`; std's
 /// `ToSocketAddrs` is one, for names like `localhost` and for literals),
 /// create a socket of the kind SOCK_DGRAM in that address's family, and
 /// `connect` it to the address. Resolving fails or gives no address:
@@ -149,8 +149,8 @@ fn diagnose(message: &str) {
 /// Look up: `std::net::ToSocketAddrs`, `nix::sys::socket::{socket, connect,
 /// AddressFamily, SockType, SockFlag, SockaddrStorage}`; `man 2 connect`
 /// (the paragraph on datagram sockets), `man 7 udp`.
-fn open_socket(host: &str, port: u16) -> Result<OwnedFd, Failure> {
-    todo!("open_socket: resolve, a datagram socket of that family, connect")
+fn connect_to(host: &str, port: u16) -> Result<OwnedFd, Failure> {
+    todo!("TODO 1: a datagram socket connected to the server")
 }
 
 // ---------------------------------------------------------------------------
@@ -168,7 +168,7 @@ fn open_socket(host: &str, port: u16) -> Result<OwnedFd, Failure> {
 ///
 /// Look up: `u32::to_be_bytes` (and why not `to_ne_bytes`).
 fn encode(seq: u32, payload: &[u8]) -> Vec<u8> {
-    todo!("encode: 4 bytes big-endian, then the payload")
+    todo!("TODO 2: the request datagram")
 }
 
 /// Sends `datagram` once. (Provided.)
@@ -206,28 +206,29 @@ fn transmit(sock: &OwnedFd, datagram: &[u8]) -> Result<(), Failure> {
 ///
 /// Pitfall: `PollTimeout::try_from(Duration)` exists, but it rounds *down*.
 ///
-/// Look up: `Instant::saturating_duration_since`, `Duration::as_nanos`,
-/// `u128::div_ceil`, `PollTimeout::try_from`, `PollTimeout::MAX`.
+/// Look up: `std::time::Instant` (the ways to get the time between two
+/// instants, and what each does when the deadline has already passed),
+/// `std::time::Duration`, `nix::poll::PollTimeout` (its conversions and
+/// constants); `man 2 poll`.
 fn poll_timeout(deadline: Instant) -> PollTimeout {
-    todo!("poll_timeout: time left in ms, rounded up, at most PollTimeout::MAX")
+    todo!("TODO 3: the time left, for poll")
 }
 
 /// TODO 4 — wait until the reply to `seq` arrives (return its payload,
 /// without the sequence number) or `deadline` passes (return `None`).
 ///
-/// What: a loop around **one** `poll` on the socket with the time left
-/// ([`poll_timeout`], computed afresh before every call). When `poll` says
-/// the socket is ready, take one datagram with a non-blocking `recv` into
-/// `buf` and look at it:
-/// - at least [`SEQ_LEN`] bytes and the sequence number `seq` (read in
-///   network byte order): the reply — return its payload;
+/// What it must achieve:
+/// - the reply is the first datagram of at least [`SEQ_LEN`] bytes that
+///   carries `seq` (read in network byte order); its payload is returned;
 /// - anything else — a reply with another number (the late duplicate of a
 ///   reply to an earlier request), a datagram too short to carry a number
-///   — is dropped: keep waiting, towards the *same* deadline.
-///
-/// Return `None` only when the clock (`Instant::now()`) has reached the
-/// deadline — `poll` may come back earlier (a dropped datagram, a signal,
-/// its own rounding).
+///   — is dropped, and the wait goes on towards the *same* deadline;
+/// - `None` comes only when the clock (`Instant::now()`) has reached the
+///   deadline — `poll` may come back earlier (a dropped datagram, a
+///   signal, its own rounding);
+/// - all waiting happens in **one** `poll` on the socket, with the time
+///   left until the deadline ([`poll_timeout`]); reading a datagram
+///   (into `buf`) never blocks.
 ///
 /// Errors of `recv`: ECONNREFUSED means an ICMP "port unreachable" came
 /// back for one of our transmissions — nobody listens on the server's port
@@ -250,19 +251,20 @@ fn poll_timeout(deadline: Instant) -> PollTimeout {
 /// with `MsgFlags::MSG_DONTWAIT`, `Errno::ECONNREFUSED`; `man 2 poll`,
 /// `man 2 recv`, `man 7 udp` (section ERRORS).
 fn await_reply(sock: &OwnedFd, seq: u32, deadline: Instant, buf: &mut [u8]) -> Result<Option<Vec<u8>>, Failure> {
-    todo!("await_reply: poll with the time left; recv; the right number → payload; else ignore; deadline → None")
+    todo!("TODO 4: one reply, or the deadline")
 }
 
 /// TODO 5 — send request `seq` and return the reply's payload; after
 /// `options.retries` retransmissions without a reply, give up with
 /// `Failure::NoReply` (`main` prints the contract's message and exits 3).
 ///
-/// What: build the datagram once ([`encode`]). Then, starting with
-/// `options.timeout`: [`transmit`] it; the deadline is *now* plus the
-/// timeout, taken *after* the send; [`await_reply`] until then. A reply:
-/// return it. None: if `options.retries` retransmissions have been made
-/// already, give up; otherwise double the timeout and transmit the *same*
-/// datagram again.
+/// What it must achieve: the datagram of request `seq` ([`encode`]) goes
+/// out ([`transmit`]) at most `1 + options.retries` times, every time the
+/// same bytes. After the first transmission the client waits
+/// `options.timeout` for the reply ([`await_reply`]), after every
+/// retransmission twice as long as the wait before; each wait is measured
+/// from the end of its own transmission. The first reply is returned; when
+/// the wait after the last transmission has passed too, it gives up.
 ///
 /// Why the same datagram — the same sequence number: it is how the server
 /// recognises a retransmission and answers it without executing it twice.
@@ -280,7 +282,7 @@ fn await_reply(sock: &OwnedFd, seq: u32, deadline: Instant, buf: &mut [u8]) -> R
 /// - Doubling forever overflows: `Duration::saturating_mul`, and at most
 ///   [`MAX_WAIT`] (`Instant + Duration` panics on overflow).
 fn request(sock: &OwnedFd, seq: u32, payload: &[u8], options: &Options) -> Result<Vec<u8>, Failure> {
-    todo!("request: transmit, await_reply, on timeout retransmit with twice the timeout, at most R times")
+    todo!("TODO 5: transmit, wait, retransmit with backoff")
 }
 
 /// Prints one reply's payload and a newline, at once (a reader waiting for
@@ -349,7 +351,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Failu
 /// One request per line of stdin, in order; each reply printed before the
 /// next line is read. (Provided.)
 fn run(options: &Options) -> Result<(), Failure> {
-    let sock = open_socket(&options.host, options.port)?;
+    let sock = connect_to(&options.host, options.port)?;
     let mut stdin = std::io::stdin().lock();
     let mut line = Vec::new();
     let mut seq: u32 = 0;

@@ -130,7 +130,7 @@ struct Options {
 /// (slides "Socket erzeugen", "Passives Warten", "Ports (2)": a passive
 /// process „registriert sich auf einer Portnummer“).
 ///
-/// What: a socket of the kind the slide calls SOCK_DGRAM, in the address
+/// What it must achieve: a socket of the kind the slide calls SOCK_DGRAM, in the address
 /// family that matches `options.addr` (an IPv6 address needs an IPv6
 /// socket), non-blocking and close-on-exec, bound to `options.addr` and
 /// `options.port`. That is all: „UDP: fertig“ — no `listen`, no `accept`,
@@ -155,7 +155,7 @@ struct Options {
 /// `SocketAddr`, port already in network byte order); `man 2 socket`,
 /// `man 2 bind`, `man 7 udp`.
 fn open_socket(options: &Options) -> Result<OwnedFd, Failure> {
-    todo!("open_socket: a datagram socket of the right family, bound to ADDR:PORT")
+    todo!("TODO 1: the bound datagram socket")
 }
 
 /// Prints `listening on SOCKADDR` with the address the socket is really
@@ -255,7 +255,7 @@ impl Counter {
     /// TODO 3 — handle one datagram from `from`; return the whole reply
     /// datagram to send back, or `None` for no reply.
     ///
-    /// What, in this order:
+    /// What it must achieve (the first case that applies decides):
     /// - shorter than a sequence number ([`SEQ_LEN`] bytes): not a request
     ///   — `None`;
     /// - the same sequence number as the last request *executed* for this
@@ -289,7 +289,7 @@ impl Counter {
     /// Look up: `HashMap::entry` (`or_default`), `u32::from_be_bytes`,
     /// `<[u8]>::split_first_chunk`, `u64::saturating_add`.
     fn handle(&mut self, from: SockaddrStorage, datagram: &[u8]) -> Option<Vec<u8>> {
-        todo!("handle: short → none, retransmission → stored reply, older → none, else execute and remember")
+        todo!("TODO 3: one datagram in, the reply (or none) out")
     }
 }
 
@@ -300,15 +300,13 @@ impl Counter {
 /// TODO 4 — serve datagrams until SIGINT or SIGTERM; then return `Ok(())`
 /// (`main` exits 0).
 ///
-/// What, forever:
-/// - wait in **one** `poll` for the socket to become readable or the
-///   `signals` descriptor to become readable — with no timeout: there is
-///   nothing to do until something arrives, and an idle server uses no CPU;
-/// - a stop signal is pending: return `Ok(())`;
-/// - a datagram is there: take exactly one with `recvfrom` (it also tells
-///   you who sent it) into a buffer of [`MAX_DATAGRAM`] bytes, give it to
-///   [`Counter::handle`], and send the reply (if any) with `sendto` to that
-///   same address.
+/// What it must achieve:
+/// - every datagram that arrives reaches [`Counter::handle`] whole, with
+///   the address it came from, and the reply (if any) goes back to exactly
+///   that address;
+/// - a stop signal (the `signals` descriptor turns readable) ends the
+///   server promptly — also while no datagram comes;
+/// - idle, the server sleeps in the kernel and uses no CPU.
 ///
 /// Errors: EINTR and EAGAIN are harmless (go round again). A failed
 /// `recvfrom` or `sendto` ends nothing: [`diagnose`] it and go on — „UDP
@@ -335,7 +333,7 @@ impl Counter {
 /// generic in the address type: ask for a `SockaddrStorage`);
 /// `man 2 poll`, `man 2 recvfrom`, `man 2 sendto`.
 fn serve(sock: &OwnedFd, signals: &SignalFd) -> Result<(), Failure> {
-    todo!("serve: poll over socket and signals; recvfrom, handle, sendto; return on a signal")
+    todo!("TODO 4: the main loop")
 }
 
 // ---------------------------------------------------------------------------

@@ -138,7 +138,7 @@ fn diagnose(message: &str) {
 /// Resolves HOST:PORT and returns a UDP socket connected to its first
 /// address (see the module doc for why connected). `connect` on a datagram
 /// socket cannot fail for an unreachable server: nothing is sent yet.
-fn open_socket(host: &str, port: u16) -> Result<OwnedFd, Failure> {
+fn connect_to(host: &str, port: u16) -> Result<OwnedFd, Failure> {
     let resolve_failed = |reason: String| Failure::Resolve { host: host.to_string(), port, reason };
     let server = (host, port)
         .to_socket_addrs()
@@ -314,7 +314,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Failu
 /// One request per line of stdin, in order; each reply printed before the
 /// next line is read.
 fn run(options: &Options) -> Result<(), Failure> {
-    let sock = open_socket(&options.host, options.port)?;
+    let sock = connect_to(&options.host, options.port)?;
     let mut stdin = std::io::stdin().lock();
     let mut line = Vec::new();
     let mut seq: u32 = 0;
