@@ -705,7 +705,10 @@ impl Program {
         self.classify(exit, what)
     }
 
-    fn timed_out(&mut self, what: &str, waited: Duration) -> Failure {
+    /// The failure for `what` not seen after waiting `waited`: what came
+    /// on stdout, and where the program sits (or that its output stayed
+    /// open after it exited).
+    pub fn timed_out(&mut self, what: &str, waited: Duration) -> Failure {
         let place = if self.exit().is_some() {
             format!("{} had exited, but its stdout or stderr stayed open (held by a child process?)", self.name)
         } else {
