@@ -67,7 +67,7 @@ pub fn grade(root: &Path, request: &Request) -> Result<Report, String> {
     };
     let jobs = prepare(ws, request.side, selected, &overrides, problems, request.time_scale)?;
     let settings = Settings {
-        threads: request.threads.unwrap_or_else(runner::default_threads),
+        threads: request.threads.unwrap_or_else(|| runner::default_threads(&jobs)),
         scale: request.time_scale,
         rerun: request.rerun(),
         last: crate::status::load(root),

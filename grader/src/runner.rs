@@ -66,11 +66,14 @@ pub struct Settings {
 
 /// Worker threads when `-j` does not say (timing checks have threads of
 /// their own). Checks mostly wait on programs — a program that hangs keeps
-/// its check waiting for seconds — so five per CPU, and at least ten: on
-/// two CPUs every check of the largest exercise at once.
-pub fn default_threads() -> usize {
+/// its check waiting for seconds — so five per CPU, and at least as many as
+/// one exercise has other checks: a program that hangs in every check
+/// costs one wait, not two in a row.
+pub fn default_threads(jobs: &[Job]) -> usize {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    (cpus * 5).max(10)
+    let untimed = |job: &Job| job.selected.iter().filter(|&&c| job.exercise.checks[c].cost != Cost::Timing).count();
+    let widest = jobs.iter().map(untimed).max().unwrap_or(0);
+    (cpus * 5).max(widest)
 }
 
 /// A check: its job's index and its index in the exercise.
