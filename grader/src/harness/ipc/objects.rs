@@ -344,8 +344,11 @@ fn holders(targets: &HashSet<String>, token_prefix: &str) -> Vec<(String, Life)>
             continue;
         }
         let whose = match life(pid.as_raw(), token_prefix) {
-            Life::Ours => Life::Ours,
-            _ => Life::Foreign,
+            // It ended after its maps were read: it holds nothing now. (Not
+            // "someone else's": that verdict is final, and a program of a
+            // check ending beside this one would keep its leak unjudged.)
+            Life::Gone => continue,
+            whose => whose,
         };
         for hit in hits {
             let entry = found.entry(hit).or_insert(whose);
@@ -392,10 +395,19 @@ pub enum Life {
 /// `IPC_LAB_TOKEN=<grader pid>-`.
 pub fn life(pid: i32, token_prefix: &str) -> Life {
     let p = Pid::from_raw(pid);
-    match procfs::state(p) {
-        None | Some('Z') | Some('X') => Life::Gone,
-        _ if procfs::environ_starts(p, token_prefix) => Life::Ours,
-        _ => Life::Foreign,
+    let running = || !matches!(procfs::state(p), None | Some('Z') | Some('X'));
+    if !running() {
+        return Life::Gone;
+    }
+    match fs::read(format!("/proc/{pid}/environ")) {
+        // A process that is exiting has released its memory, and with it
+        // its environment and its mappings (a kernel thread has none).
+        Ok(env) if env.is_empty() => Life::Gone,
+        Ok(env) if env.split(|&b| b == 0).any(|e| e.starts_with(token_prefix.as_bytes())) => Life::Ours,
+        // Someone else's — unless it ended while we looked: "foreign" is
+        // final, so it needs a process that still runs.
+        _ if running() => Life::Foreign,
+        _ => Life::Gone,
     }
 }
 
@@ -451,6 +463,24 @@ mod tests {
          0         32       600                  4096  4242  4243      0     0     0     0     0 1765072000 1765072001 1765071999                  4096                     0
 1234567890         33      1666                  8192   100   100      2  1000  1000  1000  1000          0          0 1765071000                     0                     0
 ";
+
+    #[test]
+    fn a_process_is_foreign_only_while_it_runs_without_the_token() {
+        let mut child = std::process::Command::new("sleep").arg("30").env("IPC_LAB_TEST_MARK", "x").spawn().unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(life(pid, "IPC_LAB_TEST_MARK="), Life::Ours);
+        assert_eq!(life(pid, "IPC_LAB_TOKEN=0-"), Life::Foreign);
+        child.kill().unwrap();
+        // Killed but not reaped: a zombie holds nothing and is no one's.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while procfs::state(Pid::from_raw(pid)) != Some('Z') {
+            assert!(std::time::Instant::now() < until, "the killed child never became a zombie");
+            std::thread::yield_now();
+        }
+        assert_eq!(life(pid, "IPC_LAB_TOKEN=0-"), Life::Gone);
+        child.wait().unwrap();
+        assert_eq!(life(pid, "IPC_LAB_TOKEN=0-"), Life::Gone);
+    }
 
     #[test]
     fn sysv_shm_lines_give_id_key_creator_and_attachments() {
