@@ -4,12 +4,15 @@
 # A correct program's verdict must never depend on load: expect 0 failures.
 #
 #   bench/flake.sh [RUNS] [extra grader args…]
+#   GRADER=/path/to/grader bench/flake.sh       another build (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
 shift || true
-cargo build -q -p grader
-grader=target/debug/grader
+if [ -n "${GRADER:-}" ]; then grader=$GRADER; else
+  cargo build -q -p grader
+  grader=target/debug/grader
+fi
 "$grader" --solutions "$@" >/dev/null || true   # warm build of the solutions
 
 burn() { while :; do :; done; }

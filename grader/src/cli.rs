@@ -94,7 +94,7 @@ pub struct Args {
     #[arg(long, value_name = "MS", default_value_t = 300, hide = true)]
     pub debounce_ms: u64,
 
-    /// Checks run in parallel (default: 2 per CPU, at least 4).
+    /// Checks run in parallel (default: 5 per CPU, at least as many as one exercise has; timing checks run besides).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 

@@ -11,8 +11,11 @@
 //! killed. The CSV is rewritten after every row, so it exists however the
 //! gradebook ends.
 //!
-//! Submissions are graded `-j` at a time. Their timing checks never overlap
-//! with anything else: the graders share one CPU lock ([`crate::cpu_lock`]).
+//! Submissions are graded `-j` at a time. No grader's heavy work (a storm
+//! of signals, 16 MiB through sockets, hundreds of clients) runs while any
+//! grader measures timing: the graders share one CPU lock
+//! ([`crate::cpu_lock`]), held shared while measuring (the timing checks of
+//! all graders overlap) and exclusively for heavy work.
 //! Time a grader spends waiting for that lock is time other submissions
 //! use; it does not count against its deadline.
 //!

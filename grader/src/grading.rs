@@ -68,15 +68,21 @@ pub fn grade(root: &Path, request: &Request) -> Result<Report, String> {
     };
     let jobs = prepare(ws, request.side, selected, &overrides, problems, request.time_scale)?;
     let settings = Settings {
-        threads: request.threads.unwrap_or_else(runner::default_threads),
+        threads: request.threads.unwrap_or_else(|| runner::default_threads(&jobs)),
         scale: request.time_scale,
         rerun: request.rerun(),
+        last: crate::status::load(root),
     };
     let report = runner::run(&jobs, &settings);
     // Every check killed what its programs started. What slipped all of its
     // nets came to the grader as orphans: it dies now, before any report is
     // written (a daemon left running could rewrite the report file).
     crate::harness::reaper::kill_strays();
+    // How long each check took, for the next run's schedule; a student's
+    // statuses are remembered by the caller (`Request::remembered`).
+    if request.submission.is_none() && !request.remembered() {
+        crate::status::remember_durations(root, &report);
+    }
     Ok(report)
 }
 

@@ -1,9 +1,18 @@
 //! Running checks and turning their outcomes into [`results`](crate::results).
 //!
-//! Checks that do not measure timing run in parallel on `-j` threads. Checks
-//! marked `timing` run afterwards, together: they spend their time waiting
-//! on idle programs, and not sharing the CPU with the heavy checks keeps
-//! their upper bounds honest.
+//! The schedule is for wall time: most checks wait on programs, so the
+//! suite takes little longer than its longest check if the checks overlap.
+//! Every timing check ([`Cost::Timing`]) starts at once on a thread of its
+//! own — each is a window in which the grader measures, mostly asleep — and
+//! holds the gate's quiet side ([`cpu_lock`]) for its whole run. The other
+//! checks run beside them on `-j` worker threads, the longest first (as long
+//! as they took last time, [`crate::status`]). A heavy phase ([`Ctx::heavy`])
+//! holds the gate's other side: it waits until nothing measures, and
+//! nothing starts measuring while it lasts. Heavy checks ([`Cost::Heavy`]),
+//! whose heavy phase comes soon after they start, are taken once no timing
+//! check is left (or nothing else is), so that no worker waits at the gate
+//! while there is other work. How long a check waited at the gate is not
+//! its duration.
 //!
 //! This is where what programs and the compiler said enters the results:
 //! every failure text, transcript step and compiler message passes
@@ -13,13 +22,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::check::{Check, Ctx, Exercise};
+use crate::check::{Check, Cost, Ctx, Exercise};
+use crate::cpu_lock::{self, Use};
 use crate::harness::{Failure, Kind};
 use crate::request::Rerun;
 use crate::results::{CheckResult, Detail, Diagnosis, ExerciseResult, Location, Report, Status};
+use crate::status::LastRun;
 use crate::text;
 
 /// Where an exercise's executables come from.
@@ -49,21 +60,56 @@ pub struct Settings {
     pub scale: f64,
     /// How a check is rerun on its own, for its result.
     pub rerun: Rerun,
+    /// The last run, if one was remembered: how long each check took.
+    pub last: Option<LastRun>,
 }
 
-/// Threads when `-j` does not say: checks mostly wait on programs, so two
-/// per CPU, and at least four.
-pub fn default_threads() -> usize {
+/// Worker threads when `-j` does not say (timing checks have threads of
+/// their own). Checks mostly wait on programs — a program that hangs keeps
+/// its check waiting for seconds — so five per CPU, and at least as many as
+/// one exercise has other checks: a program that hangs in every check
+/// costs one wait, not two in a row.
+pub fn default_threads(jobs: &[Job]) -> usize {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    (cpus * 2).max(4)
+    let untimed = |job: &Job| job.selected.iter().filter(|&&c| job.exercise.checks[c].cost != Cost::Timing).count();
+    let widest = jobs.iter().map(untimed).max().unwrap_or(0);
+    (cpus * 5).max(widest)
+}
+
+/// A check: its job's index and its index in the exercise.
+type Id = (usize, usize);
+
+/// What the workers take next.
+#[derive(Default)]
+struct Plan {
+    light: VecDeque<Id>,
+    heavy: VecDeque<Id>,
+    /// Timing checks not yet finished.
+    timing_left: usize,
+}
+
+impl Plan {
+    /// Heavy checks once nothing measures any more (or when nothing else
+    /// is left: the worker then waits at the gate), else the longest light
+    /// check.
+    fn next(&mut self) -> Option<Id> {
+        if self.timing_left == 0 || self.light.is_empty() {
+            self.heavy.pop_front().or_else(|| self.light.pop_front())
+        } else {
+            self.light.pop_front()
+        }
+    }
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Run every selected check of every job.
 pub fn run(jobs: &[Job], settings: &Settings) -> Report {
     let started = Instant::now();
-    let mut results: BTreeMap<(usize, usize), CheckResult> = BTreeMap::new();
-    let mut queue_fast = VecDeque::new();
-    let mut queue_timing = VecDeque::new();
+    let mut results: BTreeMap<Id, CheckResult> = BTreeMap::new();
+    let (mut light, mut heavy, mut timing) = (Vec::new(), Vec::new(), Vec::new());
     for (e, job) in jobs.iter().enumerate() {
         for &c in &job.selected {
             let check = &job.exercise.checks[c];
@@ -71,22 +117,45 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
                 Bins::BuildError(msg) => {
                     results.insert((e, c), build_failed(job, check, &text::escape(msg), settings));
                 }
-                Bins::Ready(_) if check.timing => queue_timing.push_back((e, c)),
-                Bins::Ready(_) => queue_fast.push_back((e, c)),
+                Bins::Ready(_) => match check.cost {
+                    Cost::Light => light.push((e, c)),
+                    Cost::Heavy => heavy.push((e, c)),
+                    Cost::Timing => timing.push((e, c)),
+                },
             }
         }
     }
-    // The timing checks run all at once: each mostly waits on an idle
-    // program, and none should wait for another to finish.
-    let timing_threads = queue_timing.len().max(1);
-    {
-        let _cpu = crate::cpu_lock::shared();
-        results.extend(run_queue(jobs, settings, queue_fast, settings.threads.max(1)));
+    // The longest first, as long as they took last time; checks never
+    // timed keep their order, after the others.
+    let estimate = |&(e, c): &Id| {
+        let last = settings.last.as_ref().and_then(|l| l.duration(jobs[e].exercise.id, jobs[e].exercise.checks[c].id));
+        std::cmp::Reverse(last.unwrap_or(0))
+    };
+    for queue in [&mut light, &mut heavy, &mut timing] {
+        queue.sort_by_key(estimate);
     }
-    if !queue_timing.is_empty() {
-        let _cpu = crate::cpu_lock::exclusive();
-        results.extend(run_queue(jobs, settings, queue_timing, timing_threads));
-    }
+    let plan = Mutex::new(Plan { light: light.into(), heavy: heavy.into(), timing_left: timing.len() });
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let (plan, done) = (&plan, &done);
+        for id in timing {
+            s.spawn(move || {
+                let r = run_one(&jobs[id.0], &jobs[id.0].exercise.checks[id.1], settings);
+                locked(done).push((id, r));
+                locked(plan).timing_left -= 1;
+            });
+        }
+        for _ in 0..settings.threads.max(1) {
+            s.spawn(move || loop {
+                // Its own statement: the plan is unlocked while the check runs.
+                let next = locked(plan).next();
+                let Some(id) = next else { break };
+                let r = run_one(&jobs[id.0], &jobs[id.0].exercise.checks[id.1], settings);
+                locked(done).push((id, r));
+            });
+        }
+    });
+    results.extend(done.into_inner().unwrap_or_else(|p| p.into_inner()));
 
     let mut exercises = Vec::new();
     for (e, job) in jobs.iter().enumerate() {
@@ -119,31 +188,12 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
     }
 }
 
-fn run_queue(
-    jobs: &[Job],
-    settings: &Settings,
-    queue: VecDeque<(usize, usize)>,
-    threads: usize,
-) -> Vec<((usize, usize), CheckResult)> {
-    let queue = Mutex::new(queue);
-    let done = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let Some((e, c)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else { break };
-                let r = run_one(&jobs[e], &jobs[e].exercise.checks[c], settings);
-                done.lock().unwrap_or_else(|p| p.into_inner()).push(((e, c), r));
-            });
-        }
-    });
-    done.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
 fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let Bins::Ready(bins) = &job.bins else { unreachable!("build errors are not queued") };
-    let started = Instant::now();
+    let _quiet = (check.cost == Cost::Timing).then(|| cpu_lock::gate().enter(Use::Quiet));
+    let started = Instant::now(); // after the gate: waiting there is not the check's time
     let ipc = crate::harness::ipc::Window::open(job.exercise.id, check.id); // ipc leaks: the check's time begins
-    let cx = Ctx::new(bins, settings.scale);
+    let cx = Ctx::new(bins, settings.scale, check.cost);
     let outcome = catch_unwind(AssertUnwindSafe(|| (check.run)(&cx))).unwrap_or_else(|p| {
         let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
         Err(Failure::grader(format!("the check itself panicked: {}", msg.unwrap_or_default())))
@@ -185,7 +235,8 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             CheckResult::failed(check.id, check.title, check.points, detail, rerun)
         }
     };
-    CheckResult { duration_ms: started.elapsed().as_millis() as u64, programs, ..result }
+    let took = started.elapsed().saturating_sub(cx.gate_wait());
+    CheckResult { duration_ms: took.as_millis() as u64, programs, ..result }
 }
 
 /// Every check of an exercise that did not compile fails alike: with the

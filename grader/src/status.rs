@@ -11,6 +11,11 @@
 //!
 //! Reading never fails: a missing, unreadable, corrupt or outdated file is
 //! "not graded yet", never an error of `--list`.
+//!
+//! The file also keeps how long each check took when it last ran — for
+//! the exercises, the solutions or a `--bin` alike, as the time is mostly
+//! the check's own — so that the runner can start the longest checks first
+//! ([`crate::runner`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -43,11 +48,15 @@ pub struct LastRun {
     version: u32,
     /// Exercise id → check id → its last result.
     exercises: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// Exercise id → check id → how long it took when it last ran, in ms
+    /// (files written before there were durations have none).
+    #[serde(default)]
+    durations: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Default for LastRun {
     fn default() -> Self {
-        LastRun { version: VERSION, exercises: BTreeMap::new() }
+        LastRun { version: VERSION, exercises: BTreeMap::new(), durations: BTreeMap::new() }
     }
 }
 
@@ -63,6 +72,11 @@ impl LastRun {
         self.exercises.get(exercise)?.get(check)
     }
 
+    /// How long `check` of `exercise` took when it last ran, in ms.
+    pub fn duration(&self, exercise: &str, check: &str) -> Option<u64> {
+        self.durations.get(exercise)?.get(check).copied()
+    }
+
     /// Take over every check `report` graded (graded at `now`); keep the
     /// others as they were.
     pub fn merge(&mut self, report: &Report, now: u64) {
@@ -71,6 +85,18 @@ impl LastRun {
             for c in &ex.checks {
                 let entry = Entry { status: c.status, points: c.points, max_points: c.max_points, when: now };
                 checks.insert(c.id.clone(), entry);
+            }
+        }
+        self.merge_durations(report);
+    }
+
+    /// Take over how long every check of `report` that ran took (a check
+    /// of a crate that did not compile did not run: 0 ms, not kept).
+    pub fn merge_durations(&mut self, report: &Report) {
+        for ex in &report.exercises {
+            let durations = self.durations.entry(ex.id.clone()).or_default();
+            for c in ex.checks.iter().filter(|c| c.duration_ms > 0) {
+                durations.insert(c.id.clone(), c.duration_ms);
             }
         }
     }
@@ -90,12 +116,22 @@ pub fn load(root: &Path) -> Option<LastRun> {
 /// Remember `report` as the last run of the workspace at `root`. A failure
 /// to write is a warning: the grading itself stands.
 pub fn remember(root: &Path, report: &Report) {
-    if let Err(e) = try_remember(root, report) {
+    update(root, |last| last.merge(report, now()));
+}
+
+/// Remember only how long the checks of `report` took (a grading of the
+/// solutions or of `--bin` executables, which is no student's status).
+pub fn remember_durations(root: &Path, report: &Report) {
+    update(root, |last| last.merge_durations(report));
+}
+
+fn update(root: &Path, change: impl FnOnce(&mut LastRun)) {
+    if let Err(e) = try_update(root, change) {
         eprintln!("grader: warning: cannot remember this run in {}: {e}", path(root).display());
     }
 }
 
-fn try_remember(root: &Path, report: &Report) -> io::Result<()> {
+fn try_update(root: &Path, change: impl FnOnce(&mut LastRun)) -> io::Result<()> {
     let file = path(root);
     let dir = file.parent().expect("a folder");
     fs::create_dir_all(dir)?;
@@ -104,7 +140,7 @@ fn try_remember(root: &Path, report: &Report) -> io::Result<()> {
     let lock = File::options().create(true).truncate(false).write(true).open(dir.join("last-run.lock"))?;
     let _lock = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
     let mut last = load(root).unwrap_or_default();
-    last.merge(report, now());
+    change(&mut last);
     let mut json = serde_json::to_vec_pretty(&last).map_err(io::Error::other)?;
     json.push(b'\n');
     crate::atomic::write(&file, &json)
@@ -163,6 +199,21 @@ mod tests {
         );
         assert_eq!(entry("shm", "ready"), Some(Entry { status: Status::Error, points: 0, max_points: 5, when: 150 }));
         assert_eq!(entry("signals", "eof"), None);
+    }
+
+    #[test]
+    fn durations_are_kept_for_any_run_and_statuses_only_for_the_students() {
+        let mut last = LastRun::default();
+        let timed = |id, ms| CheckResult { duration_ms: ms, ..check(id, Status::Passed, 10) };
+        last.merge(&report("signals", vec![timed("echo", 40), timed("alarm-periodic", 2010)]), 100);
+        last.merge_durations(&report("signals", vec![timed("alarm-periodic", 2003), timed("eof", 0)]));
+        assert_eq!(last.duration("signals", "alarm-periodic"), Some(2003));
+        assert_eq!(last.duration("signals", "echo"), Some(40));
+        assert_eq!(last.duration("signals", "eof"), None, "0 ms: did not run");
+        assert_eq!(last.get("signals", "alarm-periodic").map(|e| e.when), Some(100), "statuses untouched");
+        // Files from before durations were kept still read.
+        let old = r#"{"version": 1, "exercises": {"signals": {"echo": {"status": "passed", "points": 5, "max_points": 5, "when": 1}}}}"#;
+        assert!(LastRun::parse(old).is_some_and(|l| l.duration("signals", "echo").is_none()));
     }
 
     #[test]

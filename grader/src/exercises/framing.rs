@@ -13,7 +13,7 @@
 use nix::unistd::Pid;
 
 use super::support::{expect_diagnostic, expect_some_stderr, live_children, who_holds_pipe, WatchedChild};
-use crate::check::{same, same_line, Check, Ctx, Exercise};
+use crate::check::{same, same_line, Check, CheckFn, Ctx, Exercise};
 use crate::harness::procfs::{self, PipeEnd};
 use crate::harness::{show, Exit, Failure, Kind, Program, Step};
 
@@ -130,12 +130,14 @@ fn lines(payloads: &[&[u8]]) -> Vec<u8> {
     payloads.iter().flat_map(|p| [*p, b"\n"].concat()).collect()
 }
 
-/// Run `pipeframe ARGS` on `input` to completion; return the program.
+/// Run `pipeframe ARGS` on `input` to completion; return the program. One
+/// that stops taking input and printing is given up on after
+/// [`STALL_SECS`](crate::check::STALL_SECS), not after the whole deadline.
 fn run_to_end(cx: &Ctx, args: &[&str], input: &[u8], status: i32, what: &str) -> Step<Program> {
     let mut p = cx.start(BIN, args)?;
     p.send(input);
     p.close_stdin();
-    p.expect_exit(status, what, cx.secs(10.0))?;
+    cx.expect_exit(&mut p, status, what, 10.0)?;
     Ok(p)
 }
 
@@ -201,13 +203,25 @@ fn decode_packed(cx: &Ctx) -> Step {
 
 fn zero_length(cx: &Ctx) -> Step {
     let payloads: [&[u8]; 6] = [b"", b"a", b"", b"", b"b", b""];
-    let p = run_to_end(cx, &["decode"], &frames(&payloads), 0, "exit status 0 after decoding")?;
-    same("the decoded lines (empty frames are empty lines)", p.stdout(), &lines(&payloads))?;
-    let p = run_to_end(cx, &["encode"], b"\n\nx\n\n", 0, "exit status 0 after encoding")?;
-    same("the frames of empty lines", p.stdout(), &frames(&[b"", b"", b"x", b""]))
+    let cases = [
+        ("decode: empty frames are empty lines", ("decode", frames(&payloads), lines(&payloads))),
+        ("encode: empty lines are empty frames", ("encode", b"\n\nx\n\n".to_vec(), frames(&[b"", b"", b"x", b""]))),
+    ];
+    cx.cases(&cases, |(mode, input, want)| {
+        let p = run_to_end(cx, &[mode], input, 0, &format!("exit status 0 after {mode}"))?;
+        same(&format!("the output of {mode}"), p.stdout(), want)
+    })
 }
 
 fn max_length(cx: &Ctx) -> Step {
+    let cases: [(&str, CheckFn); 2] = [
+        ("encode: a 65535-byte line, then a 65536-byte one", encode_too_long),
+        ("decode: a 65535-byte frame", decode_longest),
+    ];
+    cx.cases(&cases, |case| case(cx))
+}
+
+fn encode_too_long(cx: &Ctx) -> Step {
     let biggest = vec![b'm'; 65535];
     let mut input = biggest.clone();
     input.push(b'\n');
@@ -215,21 +229,24 @@ fn max_length(cx: &Ctx) -> Step {
     input.extend_from_slice(b"\nafter\n");
     let p = run_to_end(cx, &["encode"], &input, 2, "exit status 2 for the 65536-byte line")?;
     same("stdout (the 65535-byte frame, written before the refused line)", p.stdout(), &frame(&biggest))?;
-    expect_some_stderr(&p, "a message saying the line is too long")?;
+    expect_some_stderr(&p, "a message saying the line is too long")
+}
+
+fn decode_longest(cx: &Ctx) -> Step {
+    let biggest = vec![b'm'; 65535];
     let p = run_to_end(cx, &["decode"], &frame(&biggest), 0, "exit status 0 after a 65535-byte frame")?;
     same("the decoded 65535-byte line", p.stdout(), &lines(&[&biggest]))
 }
 
 fn truncated(cx: &Ctx) -> Step {
-    let cuts: [(&str, &[u8]); 2] = [("inside a header", b"\x00"), ("inside a payload", b"\x00\x05abc")];
-    for (place, tail) in cuts {
+    let cuts: [(&str, &[u8]); 2] = [("EOF inside a header", b"\x00"), ("EOF inside a payload", b"\x00\x05abc")];
+    cx.cases(&cuts, |tail| {
         let mut input = frame(b"ok");
         input.extend_from_slice(tail);
-        let p = run_to_end(cx, &["decode"], &input, 3, &format!("exit status 3 for EOF {place}"))?;
+        let p = run_to_end(cx, &["decode"], &input, 3, "exit status 3 for EOF inside a frame")?;
         same("the frame before the cut", p.stdout(), b"ok\n")?;
-        expect_stderr_line(&p, "truncated frame")?;
-    }
-    Ok(())
+        expect_stderr_line(&p, "truncated frame")
+    })
 }
 
 fn relay_eof(cx: &Ctx) -> Step {

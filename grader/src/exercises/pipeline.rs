@@ -83,7 +83,7 @@ pub fn exercise() -> Exercise {
                  remaining stages a second time.",
                 not_found,
             ),
-            Check::new(
+            Check::heavy(
                 "large-data",
                 10,
                 "10 MiB through five `cat` stages, byte-exact",
@@ -152,8 +152,8 @@ fn like(cx: &Ctx, stages: &[&str], input: &[u8]) -> Step {
     let mut p = start(cx, stages, 32 << 20)?;
     p.send(input);
     p.close_stdin();
-    let exit = p
-        .wait_exit(&format!("the pipeline to end like `sh -c '{}'`", stages.join(" | ")), cx.secs(20.0))
+    let exit = cx
+        .wait_exit(&mut p, &format!("the pipeline to end like `sh -c '{}'`", stages.join(" | ")), 20.0)
         .map_err(|f| held_pipe(&p, stages.len(), f))?;
     let want_code = exit_code(want_exit);
     if exit != Exit::Code(want_code) {
@@ -215,25 +215,35 @@ fn exit_code(e: Exit) -> i32 {
     }
 }
 
+/// A pipeline's stages and the input it gets.
+type Run<'a> = (&'a [&'a str], &'a [u8]);
+
 fn like_sh(cx: &Ctx) -> Step {
     let text = b"the quick brown fox\njumps over the lazy dog\nthe end\nfox\nthe end\n";
-    like(cx, &["cat", "tr a-z A-Z", "sort", "uniq -c"], text)?;
-    like(cx, &["seq 1 100", "grep 7", "wc -l"], b"")?;
-    like(cx, &["echo hello world"], b"")
+    let cases: [(&str, Run); 3] = [
+        ("cat | tr a-z A-Z | sort | uniq -c", (&["cat", "tr a-z A-Z", "sort", "uniq -c"], text)),
+        ("seq 1 100 | grep 7 | wc -l", (&["seq 1 100", "grep 7", "wc -l"], b"")),
+        ("echo hello world", (&["echo hello world"], b"")),
+    ];
+    cx.cases(&cases, |&(stages, input)| like(cx, stages, input))
 }
 
 fn exit_status(cx: &Ctx) -> Step {
     let term = probe("signal 15")?;
-    let cases: [(&[&str], i32); 3] = [(&["true", "false"], 1), (&["false", "true"], 0), (&["true", &term], 143)];
-    for (stages, want) in cases {
+    let cases: [(&str, (&[&str], i32)); 3] = [
+        ("true | false", (&["true", "false"], 1)),
+        ("false | true", (&["false", "true"], 0)),
+        ("true | a stage killed by SIGTERM", (&["true", &term], 143)),
+    ];
+    cx.cases(&cases, |&(stages, want)| {
         let mut p = start(cx, stages, 1 << 20)?;
         p.close_stdin();
-        let exit = p.wait_exit("the pipeline to end", cx.secs(10.0))?;
+        let exit = cx.wait_exit(&mut p, "the pipeline to end", 10.0)?;
         if exit != Exit::Code(want) {
             return Err(p.classify(exit, &format!("exit status {want} for `{}`", stages.join(" | "))));
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn eof_propagation(cx: &Ctx) -> Step {
@@ -276,7 +286,7 @@ fn inherited_state(cx: &Ctx) -> Step {
     let mut p = start(cx, &refs, 1 << 20)?;
     p.send(b"probe data\n");
     p.close_stdin();
-    p.expect_exit(0, "the three probe stages to finish", cx.secs(10.0)).map_err(|f| held_pipe(&p, 3, f))?;
+    cx.expect_exit(&mut p, 0, "the three probe stages to finish", 10.0).map_err(|f| held_pipe(&p, 3, f))?;
     same("stdout", p.stdout(), b"probe data\n")?;
     let Some(reports) = probe_reports(&p, &TAGS) else {
         return Err(Failure::wrong(
@@ -378,22 +388,29 @@ fn expect_clean(r: &Report) -> Step {
 }
 
 fn not_found(cx: &Ctx) -> Step {
-    let mut p = start(cx, &["nosuchcmd-xyz", "echo hi"], 1 << 20)?;
-    p.close_stdin();
-    p.expect_exit(0, "exit status 0 (the last stage, `echo hi`, succeeded)", cx.secs(5.0))?;
-    same("stdout", p.stdout(), b"hi\n")?;
-    same("stderr", p.stderr(), b"pipeline: nosuchcmd-xyz: command not found\n")?;
-    let mut p = start(cx, &["echo hi", "nosuchcmd-xyz"], 1 << 20)?;
-    p.close_stdin();
-    p.expect_exit(127, "exit status 127 (the last stage could not be executed)", cx.secs(5.0))
+    let cases: [(&str, bool); 2] = [("nosuchcmd-xyz | echo hi", true), ("echo hi | nosuchcmd-xyz", false)];
+    cx.cases(&cases, |&first| {
+        if first {
+            let mut p = start(cx, &["nosuchcmd-xyz", "echo hi"], 1 << 20)?;
+            p.close_stdin();
+            p.expect_exit(0, "exit status 0 (the last stage, `echo hi`, succeeded)", cx.secs(5.0))?;
+            same("stdout", p.stdout(), b"hi\n")?;
+            same("stderr", p.stderr(), b"pipeline: nosuchcmd-xyz: command not found\n")
+        } else {
+            let mut p = start(cx, &["echo hi", "nosuchcmd-xyz"], 1 << 20)?;
+            p.close_stdin();
+            p.expect_exit(127, "exit status 127 (the last stage could not be executed)", cx.secs(5.0))
+        }
+    })
 }
 
 fn large_data(cx: &Ctx) -> Step {
     let data = pattern(10 << 20, 4);
     let mut p = start(cx, &["cat"; 5], 12 << 20)?;
+    let _heavy = cx.heavy();
     p.send(&data);
     p.close_stdin();
-    p.expect_exit(0, "10 MiB through five `cat`s and exit status 0", cx.secs(20.0)).map_err(|f| held_pipe(&p, 5, f))?;
+    cx.expect_exit(&mut p, 0, "10 MiB through five `cat`s and exit status 0", 20.0).map_err(|f| held_pipe(&p, 5, f))?;
     same("the 10 MiB after five `cat`s", p.stdout(), &data)
 }
 
@@ -401,7 +418,7 @@ fn many_stages(cx: &Ctx) -> Step {
     let mut p = start(cx, &["cat"; 20], 1 << 20)?;
     p.send(b"twenty stages\n");
     p.close_stdin();
-    p.expect_exit(0, "20 `cat` stages to end with status 0", cx.secs(10.0)).map_err(|f| held_pipe(&p, 20, f))?;
+    cx.expect_exit(&mut p, 0, "20 `cat` stages to end with status 0", 10.0).map_err(|f| held_pipe(&p, 20, f))?;
     same("stdout", p.stdout(), b"twenty stages\n")
 }
 

@@ -136,7 +136,7 @@ pub fn exercise() -> Exercise {
                  close its descriptor, drop its deadlines.",
                 disconnects,
             ),
-            Check::new(
+            Check::heavy(
                 "many-clients",
                 7,
                 "500 clients at once",
@@ -224,7 +224,8 @@ fn long_lines(cx: &Ctx) -> Step {
     let t = cx.secs(5.0);
     // Both well below the contract's 64 KiB; the second comes in pieces,
     // each read by the server before the next is sent.
-    for (len, pieces) in [(10_000, 1), (60_000, 12)] {
+    let cases = [("10 000 bytes in one write", (10_000, 1)), ("60 000 bytes in 12 pieces", (60_000, 12))];
+    cx.cases(&cases, |&(len, pieces)| {
         let body = text(len, len as u32);
         let line = [b"ECHO ".as_slice(), &body, b"\n"].concat();
         for (i, piece) in line.chunks(line.len().div_ceil(pieces)).enumerate() {
@@ -239,9 +240,8 @@ fn long_lines(cx: &Ctx) -> Step {
         same(&format!("the answer to the {len}-byte ECHO"), &got, &body).map_err(|mut f| {
             f.expected = format!("all {len} bytes back: lines up to 64 KiB are commands like any other");
             f
-        })?;
-    }
-    Ok(())
+        })
+    })
 }
 
 fn stalled_client(cx: &Ctx) -> Step {
@@ -484,6 +484,7 @@ fn disconnects(cx: &Ctx) -> Step {
 fn many_clients(cx: &Ctx) -> Step {
     const N: usize = 500;
     let (p, addr) = start_server(cx, BIN, &[])?;
+    let _heavy = cx.heavy();
     let t = cx.secs(10.0);
     let mut conns = Vec::with_capacity(N);
     for n in 1..=N {
@@ -503,7 +504,7 @@ fn many_clients(cx: &Ctx) -> Step {
 }
 
 fn shutdown(cx: &Ctx) -> Step {
-    for how in ["quit", "EOF"] {
+    cx.cases(&[("`quit` on stdin", "quit"), ("EOF on stdin", "EOF")], |&how| {
         let (mut p, addr) = start_server(cx, BIN, &[])?;
         let t = cx.secs(5.0);
         let mut c1 = client(cx, &p, addr, 1)?;
@@ -517,7 +518,6 @@ fn shutdown(cx: &Ctx) -> Step {
             c.expect_line("BYE shutdown", t).map_err(with_whereabouts(&p))?;
             c.expect_eof("the connection closed after `BYE shutdown`", t)?;
         }
-        p.expect_exit(0, &format!("exit status 0 after {how} on stdin"), t)?;
-    }
-    Ok(())
+        p.expect_exit(0, &format!("exit status 0 after {how} on stdin"), t)
+    })
 }

@@ -60,7 +60,7 @@ pub fn exercise() -> Exercise {
                  the reply followed by the rest of the message. Reject more than 2048 bytes before forking.",
                 long_message,
             ),
-            Check::new(
+            Check::heavy(
                 "race",
                 25,
                 "50 handshakes with --delay-ms 0 (half on one CPU): none hangs or dies",
@@ -217,6 +217,7 @@ fn long_message(cx: &Ctx) -> Step {
 fn race(cx: &Ctx) -> Step {
     const RUNS: usize = 50;
     const BATCH: usize = 10;
+    let _heavy = cx.heavy();
     let mut done = 0;
     while done < RUNS {
         let deadline = Instant::now() + cx.secs(5.0);

@@ -94,7 +94,7 @@ pub fn exercise() -> Exercise {
                  being killed by the signal.",
                 sigterm,
             ),
-            Check::new(
+            Check::heavy(
                 "signal-storm",
                 15,
                 "thousands of SIGINTs during heavy echo: nothing lost, corrupted, crashed or hung",
@@ -328,6 +328,7 @@ fn signal_storm(cx: &Ctx) -> Step {
     const LINES: usize = 40_000;
     const SIGNALS: usize = 5_000;
     let mut p = start(cx, "0")?;
+    let _heavy = cx.heavy();
     let mut input = Vec::with_capacity(LINES * 48);
     for i in 0..LINES {
         let pad = "x".repeat(i % 61);

@@ -121,7 +121,7 @@ pub fn exercise() -> Exercise {
                  newlines and stops at NUL).",
                 client_greeting,
             ),
-            Check::new(
+            Check::heavy(
                 "client-duplex",
                 10,
                 "client: 16 MiB up and 16 MiB down at the same time",
@@ -207,7 +207,10 @@ fn server_echo_large(cx: &Ctx) -> Step {
     let (p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
     let mut c = greeted(cx, &p, addr, "client 1")?;
     let data = pattern(BIG, 1);
+    // The stall is waiting (filling the socket buffers first takes a few
+    // milliseconds of copying); the transfer after it is the heavy phase.
     let sent = c.send_stalled(&data, Duration::from_secs(1));
+    let _heavy = cx.heavy();
     c.send(&data[sent..], cx.secs(20.0)).map_err(with_whereabouts(&p))?;
     c.shutdown_write();
     until_eof(&mut c, "all 16 MiB echoed, then EOF", cx.secs(20.0)).map_err(with_whereabouts(&p))?;
@@ -319,13 +322,12 @@ fn server_bind_conflict(cx: &Ctx) -> Step {
 }
 
 fn server_signals(cx: &Ctx) -> Step {
-    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+    cx.cases(&[("SIGTERM", Signal::SIGTERM), ("SIGINT", Signal::SIGINT)], |&sig| {
         let (mut p, addr) = start_server(cx, SERVER, &["--port", "0"])?;
         let _c = greeted(cx, &p, addr, "client 1")?;
         p.signal(sig);
-        p.expect_exit(0, &format!("exit status 0 promptly after {sig}, a client still connected"), cx.secs(2.0))?;
-    }
-    Ok(())
+        p.expect_exit(0, &format!("exit status 0 promptly after {sig}, a client still connected"), cx.secs(2.0))
+    })
 }
 
 fn server_no_leaks(cx: &Ctx) -> Step {
@@ -411,6 +413,7 @@ fn client_greeting(cx: &Ctx) -> Step {
 fn client_duplex(cx: &Ctx) -> Step {
     let (mut p, mut c) = start_client(cx, IpAddr::V4(Ipv4Addr::LOCALHOST), "127.0.0.1", BIG + (1 << 20))?;
     let (down, up) = (pattern(BIG, 2), pattern(BIG, 3));
+    let _heavy = cx.heavy();
     p.send(&up);
     cx.did("the grader's server sends 16 MiB down while reading what comes up; stdin stays open");
     let mut off = 0;
@@ -490,18 +493,18 @@ fn client_refused(cx: &Ctx) -> Step {
 }
 
 fn client_names(cx: &Ctx) -> Step {
-    let mut cases = vec![(IpAddr::V4(Ipv4Addr::LOCALHOST), "localhost")];
+    let mut cases = vec![("localhost", IpAddr::V4(Ipv4Addr::LOCALHOST))];
     if ipv6_available() {
-        cases.push((IpAddr::V6(Ipv6Addr::LOCALHOST), "::1"));
+        cases.push(("::1", IpAddr::V6(Ipv6Addr::LOCALHOST)));
     } else {
         cx.did("skipped `::1`: no IPv6 loopback on this machine");
     }
-    for (ip, host) in cases {
+    let hosts: Vec<(&str, (&str, IpAddr))> = cases.iter().map(|&(host, ip)| (host, (host, ip))).collect();
+    cx.cases(&hosts, |&(host, ip)| {
         let (mut p, mut c) = start_client(cx, ip, host, 1 << 20)?;
         c.send(format!("hello {host}\n").as_bytes(), cx.secs(5.0))?;
         c.close();
         p.expect_exit(0, &format!("exit status 0 (connected to `{host}`)"), cx.secs(5.0))?;
-        same("the client's stdout", p.stdout(), format!("hello {host}\n").as_bytes())?;
-    }
-    Ok(())
+        same("the client's stdout", p.stdout(), format!("hello {host}\n").as_bytes())
+    })
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::Signal;
 
 use super::support::{measure_idle, start_server};
-use crate::check::{same, Check, Ctx, Exercise};
+use crate::check::{same, Check, CheckFn, Ctx, Exercise};
 use crate::harness::udp::{Datagram, Udp, Wait};
 use crate::harness::{show, Exit, Failure, Kind, Program, Step};
 
@@ -67,7 +67,7 @@ pub fn exercise() -> Exercise {
                 "A smaller sequence number than the last one seen from that address is an old copy still on \
                  its way: no reply, no effect. A datagram shorter than 4 bytes (even 0 bytes) is no request at \
                  all: ignore it — never index past its end, never take `recvfrom` returning 0 for an end of file.", server_ignores),
-            Check::new("server-many-clients", 5, "server: 256 clients, each remembered separately",
+            Check::heavy("server-many-clients", 5, "server: 256 clients, each remembered separately",
                 "The contract asks for state for at least 1024 addresses: a growing map, not a small fixed \
                  array.", server_many_clients),
             Check::new("server-idle-signals", 4, "server: no CPU while idle; SIGTERM and SIGINT end it with status 0",
@@ -364,6 +364,7 @@ fn server_many_clients(cx: &Ctx) -> Step {
     const N: usize = 256;
     const WAVE: usize = 32;
     let (mut p, server) = start_server(cx, SERVER, &["--port", "0"])?;
+    let _heavy = cx.heavy();
     let log = std::rc::Rc::new(std::cell::RefCell::new(crate::harness::Transcript::default()));
     let mut clients = Vec::with_capacity(N);
     for n in 1..=N {
@@ -389,7 +390,8 @@ fn server_many_clients(cx: &Ctx) -> Step {
 }
 
 fn server_idle_signals(cx: &Ctx) -> Step {
-    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+    let cases = [("idle, then SIGTERM", Signal::SIGTERM), ("SIGINT", Signal::SIGINT)];
+    cx.cases(&cases, |&sig| {
         let (mut p, server) = start_server(cx, SERVER, &["--port", "0"])?;
         let a = socket(cx, "client A")?;
         ask(cx, &mut p, &a, server, 1, "ADD 1", "OK 1")?;
@@ -399,9 +401,8 @@ fn server_idle_signals(cx: &Ctx) -> Step {
                 .expect_no_cpu("block in `poll`/`recvfrom` until a datagram or a signal comes")?;
         }
         p.signal(sig);
-        p.expect_exit(0, &format!("exit status 0 promptly after {sig}"), cx.secs(2.0))?;
-    }
-    Ok(())
+        cx.expect_exit(&mut p, 0, &format!("exit status 0 promptly after {sig}"), 2.0)
+    })
 }
 
 fn server_bind_conflict(cx: &Ctx) -> Step {
@@ -482,14 +483,22 @@ fn judge_gap(k: u32, took: Duration, gap: Duration, slack: Duration) -> Step {
 }
 
 fn client_lines(cx: &Ctx) -> Step {
-    {
-        let (mut p, sock) = start_client(cx, b"", 200, 5)?;
-        p.expect_exit(0, "exit status 0 at once for empty input", cx.secs(3.0))?;
-        same("udp-client's stdout for empty input", p.stdout(), b"")?;
-        if let Some(d) = sock.try_recv() {
-            return Err(Failure::wrong(format!("a request {} for empty input", describe(&d.bytes)), "no request"));
-        }
+    let cases: [(&str, CheckFn); 2] =
+        [("empty input", client_no_lines), ("three lines, the last without newline", client_three_lines)];
+    cx.cases(&cases, |case| case(cx))
+}
+
+fn client_no_lines(cx: &Ctx) -> Step {
+    let (mut p, sock) = start_client(cx, b"", 200, 5)?;
+    cx.expect_exit(&mut p, 0, "exit status 0 at once for empty input", 3.0)?;
+    same("udp-client's stdout for empty input", p.stdout(), b"")?;
+    if let Some(d) = sock.try_recv() {
+        return Err(Failure::wrong(format!("a request {} for empty input", describe(&d.bytes)), "no request"));
     }
+    Ok(())
+}
+
+fn client_three_lines(cx: &Ctx) -> Step {
     // The last line has no newline: it is a line all the same.
     let (mut p, sock) = start_client(cx, b"ADD 5\n\nhello, world", 200, 5)?;
     let replies = ["OK 5", "", "ERR unknown command"];

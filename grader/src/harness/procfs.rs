@@ -405,3 +405,61 @@ pub fn pipe_wait(pid: Pid) -> Option<(PipeEnd, i32)> {
 pub fn waits_for_children(pid: Pid) -> bool {
     fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w == "do_wait" || w.ends_with("_wait4"))
 }
+
+/// Whether thread `tid` sleeps in a system call that ends by itself: a
+/// `nanosleep`, or a wait for events or a futex with a time-out
+/// (`/proc/TID/syscall`: the call's number and arguments). `false` while
+/// it runs, in a wait without a time-out, or when the file cannot be read.
+pub fn waits_with_timeout(tid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{tid}/syscall")).is_ok_and(|line| ends_by_itself(&line))
+}
+
+/// `NR ARG1 … ARG6 SP PC` (hex arguments): a call that returns by itself
+/// after a time.
+fn ends_by_itself(line: &str) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let Some(nr) = fields.first().and_then(|n| n.parse::<i64>().ok()) else { return false };
+    let arg = |i: usize| fields.get(i).and_then(|a| u64::from_str_radix(a.strip_prefix("0x")?, 16).ok());
+    // A time-out in milliseconds: -1 (in any width) waits for ever.
+    let millis = |i: usize| arg(i).is_some_and(|v| (v as i32) >= 0);
+    // A pointer to a time-out: none (NULL) waits for ever.
+    let pointer = |i: usize| arg(i).is_some_and(|v| v != 0);
+    match nr {
+        libc::SYS_nanosleep | libc::SYS_clock_nanosleep => true,
+        libc::SYS_ppoll | libc::SYS_rt_sigtimedwait => pointer(3),
+        libc::SYS_pselect6 => pointer(5),
+        libc::SYS_epoll_pwait => millis(4),
+        libc::SYS_epoll_pwait2 | libc::SYS_futex => pointer(4),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_poll => millis(3),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_select => pointer(5),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_epoll_wait => millis(4),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_with_a_time_out_end_by_themselves() {
+        let call = |nr: i64, args: &str| format!("{nr} {args} 0x7ffc00000000 0x7f0000000000");
+        assert!(ends_by_itself(&call(libc::SYS_clock_nanosleep, "0x0 0x0 0x7fff2e13bc00 0x7fff2e13bc40 0x0 0x0")));
+        assert!(ends_by_itself(&call(libc::SYS_epoll_pwait, "0x3 0x7ffc 0x10 0x1f4 0x0 0x8")));
+        assert!(!ends_by_itself(&call(libc::SYS_epoll_pwait, "0x3 0x7ffc 0x10 0xffffffff 0x0 0x8")));
+        assert!(!ends_by_itself(&call(libc::SYS_epoll_pwait, "0x3 0x7ffc 0x10 0xffffffffffffffff 0x0 0x8")));
+        assert!(ends_by_itself(&call(libc::SYS_ppoll, "0x7ffc 0x2 0x7ffd 0x0 0x8 0x0")));
+        assert!(!ends_by_itself(&call(libc::SYS_ppoll, "0x7ffc 0x2 0x0 0x0 0x8 0x0")));
+        assert!(!ends_by_itself(&call(libc::SYS_read, "0x0 0x7ffc 0x1000 0x0 0x0 0x0")));
+        assert!(!ends_by_itself(&call(libc::SYS_futex, "0x7f00 0x80 0x2 0x0 0x0 0x0")));
+        assert!(!ends_by_itself("running"), "a thread that runs shows no call");
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert!(ends_by_itself(&call(libc::SYS_poll, "0x7ffc 0x2 0x3e8 0x0 0x0 0x0")));
+            assert!(!ends_by_itself(&call(libc::SYS_poll, "0x7ffc 0x2 0xffffffff 0x0 0x0 0x0")));
+        }
+    }
+}

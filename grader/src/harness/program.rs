@@ -31,6 +31,21 @@ use super::procfs;
 use super::reaper::{self, SpawnError, Tracked};
 use super::spawn::{self, Spec};
 
+/// A snapshot of a program's visible activity ([`Program::progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes written to stdout and stderr.
+    output: (usize, usize),
+    /// The grader's input not yet read: queued, or in the stdin pipe.
+    backlog: usize,
+    /// CPU ticks and voluntary context switches (wake-ups), summed over
+    /// its processes.
+    cpu: u64,
+    wakeups: u64,
+    /// Its processes: one started or ended.
+    processes: Vec<Pid>,
+}
+
 /// What a check did, in order, for the failure report. Shared by the check
 /// context and every program it starts.
 #[derive(Debug, Default)]
@@ -442,6 +457,30 @@ impl Program {
         procfs::cpu_ticks(self.pid).unwrap_or(0)
     }
 
+    /// What shows, without asking the program, that it is getting on
+    /// ([`Progress`]): two snapshots that differ mean it did something in
+    /// between.
+    pub fn progress(&self) -> Progress {
+        let processes = self.processes();
+        Progress {
+            output: (self.stdout_len(), self.err.data.total),
+            backlog: self.stdin_backlog() + self.stdin.as_ref().map_or(0, pipe_fill),
+            cpu: processes.iter().filter_map(|&p| procfs::cpu_ticks(p)).sum(),
+            wakeups: processes.iter().filter_map(|&p| procfs::voluntary_switches(p)).sum(),
+            processes,
+        }
+    }
+
+    /// Whether some thread of the program goes on by itself, even if it
+    /// shows no [`progress`](Self::progress) yet: it runs or waits for a
+    /// CPU, is in the kernel uninterruptibly (paging in, say), or sleeps with
+    /// a time-out (`sleep`, `poll` with a timeout).
+    pub fn goes_on_by_itself(&self) -> bool {
+        self.processes().into_iter().flat_map(procfs::tasks).any(|t| {
+            matches!(t.state, 'R' | 'D') || (t.state == 'S' && procfs::waits_with_timeout(Pid::from_raw(t.tid)))
+        })
+    }
+
     /// True when every thread of the program sleeps, every byte the grader
     /// sent has been read and nothing waits in its stdin pipe: the program
     /// is blocked waiting for something the grader has not sent.
@@ -688,7 +727,10 @@ impl Program {
         self.classify(exit, what)
     }
 
-    fn timed_out(&mut self, what: &str, waited: Duration) -> Failure {
+    /// The failure for `what` not seen after waiting `waited`: what came
+    /// on stdout, and where the program sits (or that its output stayed
+    /// open after it exited).
+    pub fn timed_out(&mut self, what: &str, waited: Duration) -> Failure {
         let place = if self.exit().is_some() {
             format!("{} had exited, but its stdout or stderr stayed open (held by a child process?)", self.name)
         } else {
