@@ -235,7 +235,8 @@ fn relay_eof(cx: &Ctx) -> Step {
     same_line(&line, "5 hello")?;
     let child =
         p.wait_for("a child process (relay forks)", cx.secs(2.0), true, |p| live_children(p.pid()).first().copied())?;
-    cx.did(format!("saw pipeframe's child (pid {child})"));
+    let shown = p.shown(child);
+    cx.did(format!("saw pipeframe's child (pid {shown})"));
     let watched = WatchedChild::new(child);
     let body: Vec<u8> = (0..300).flat_map(|i| format!("line {i:03} {}\n", "r".repeat(60)).into_bytes()).collect();
     p.send(b"\n");
@@ -250,7 +251,7 @@ fn relay_eof(cx: &Ctx) -> Step {
     }
     watched
         .expect_reaped(
-            format!("the parent exited, but its child (pid {child}) had not been reaped by it"),
+            format!("the parent exited, but its child (pid {shown}) had not been reaped by it"),
             "the parent to close its write end, then `waitpid` for the child before exiting",
         )
         .map_err(|f| f.with_hint("a parent that exits without `waitpid` leaves its child running or a zombie"))?;
@@ -270,7 +271,8 @@ fn relay_child_max(cx: &Ctx) -> Step {
         let kids = procfs::children(p.pid());
         (kids.len() == 1 && live_children(p.pid()).is_empty()).then(|| kids[0])
     })?;
-    cx.did(format!("waited until the child (pid {child}) had exited"));
+    let shown = p.shown(child);
+    cx.did(format!("waited until the child (pid {shown}) had exited"));
     let watched = WatchedChild::new(child);
     p.send(b"three\n");
     let exit =
@@ -280,7 +282,7 @@ fn relay_child_max(cx: &Ctx) -> Step {
         other => return Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
     }
     watched.expect_reaped(
-        format!("the parent exited with status 4 but never reaped its child (pid {child} was left a zombie)"),
+        format!("the parent exited with status 4 but never reaped its child (pid {shown} was left a zombie)"),
         "`waitpid` for the child before exiting",
     )
 }

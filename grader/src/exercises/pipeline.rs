@@ -277,13 +277,14 @@ fn no_zombies(cx: &Ctx) -> Step {
         ));
     };
     cx.did("saw the finished stage `echo started` reaped while `cat` still ran");
+    let shown = p.shown(cat);
     let watched = WatchedChild::new(cat);
     // `cat` writes into a pipe without reader: SIGPIPE ends it.
     p.send(b"bye\n");
     p.close_stdin();
     p.expect_exit(0, "exit status 0 (the status of the last stage, `echo`)", cx.secs(5.0))?;
     watched.expect_reaped(
-        format!("the pipeline exited without reaping its first stage `cat` (pid {cat})"),
+        format!("the pipeline exited without reaping its first stage `cat` (pid {shown})"),
         "every stage reaped (`waitpid`) before the pipeline exits",
     )
 }

@@ -289,7 +289,7 @@ fn single_thread(cx: &Ctx) -> Step {
         conns.push(c);
     }
     let threads = procfs::tasks(p.pid()).len();
-    cx.did(format!("counted the threads in /proc/{}/task with 5 clients connected", p.pid()));
+    cx.did(format!("counted the threads of evloop (pid {}) with 5 clients connected", p.seen_pid()));
     if threads != 1 {
         return Err(Failure::wrong(format!("{threads} threads"), "exactly one thread"));
     }

@@ -103,11 +103,12 @@ fn child_pid(line: &[u8]) -> Step<Pid> {
         .ok_or_else(|| Failure::wrong(format!("first line {}", show(line)), "`child CPID: waiting for message...`"))
 }
 
-/// Wait for the child's first line and return its pid.
+/// Wait for the child's first line and return its pid (as the program
+/// sees it).
 fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
     let line = p.line("`child CPID: waiting for message...` from the child", cx.secs(5.0))?;
     let cpid = child_pid(&line)?;
-    if cpid == p.pid() {
+    if cpid == p.seen_pid() {
         return Err(Failure::wrong(
             format!("CPID {cpid}, the pid of the program itself"),
             "the pid of the forked child (`getpid()` in the child)",
@@ -116,11 +117,21 @@ fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
     Ok(cpid)
 }
 
+/// The child `cpid` (as the program printed it) in the grader's `/proc`.
+fn find_child(p: &Program, cpid: Pid) -> Step<Pid> {
+    p.find(cpid).ok_or_else(|| {
+        Failure::wrong(
+            format!("no process {cpid} (the CPID of the first line) among the program's processes"),
+            "CPID to be the pid of the forked child (`getpid()` in the child)",
+        )
+    })
+}
+
 /// Finish a handshake whose first line was taken: exit 0 and the three
 /// remaining lines exactly.
 fn rest_of_handshake(cx: &Ctx, p: &mut Program, cpid: Pid, msg: Option<&[u8]>) -> Step {
     p.expect_exit(0, "the handshake to complete with exit status 0", cx.secs(5.0))?;
-    let ppid = p.pid();
+    let ppid = p.seen_pid();
     let default = format!("Parent {ppid} sending message to child {cpid}");
     let msg = msg.unwrap_or(default.as_bytes());
     let reply = format!("Got it [{ppid}] -- exiting");
@@ -145,12 +156,12 @@ fn lines(cx: &Ctx) -> Step {
 fn child_process(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "300"])?;
     let cpid = first_line(cx, &mut p)?;
-    match procfs::ppid(cpid) {
+    match p.find(cpid).and_then(procfs::ppid) {
         Some(ppid) if ppid == p.pid().as_raw() => {}
         Some(other) => {
             return Err(Failure::wrong(
-                format!("process {cpid} exists but its parent is {other}"),
-                format!("a child of the program (pid {})", p.pid()),
+                format!("process {cpid} exists but its parent is {}", p.shown(Pid::from_raw(other))),
+                format!("a child of the program (pid {})", p.seen_pid()),
             ))
         }
         None => {
@@ -160,7 +171,7 @@ fn child_process(cx: &Ctx) -> Step {
             ))
         }
     }
-    cx.did(format!("saw process {cpid} alive with parent {}", p.pid()));
+    cx.did(format!("saw process {cpid} alive with parent {}", p.seen_pid()));
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
@@ -225,7 +236,9 @@ fn race(cx: &Ctx) -> Step {
 fn measure_waiting_child(cx: &Ctx) -> Step<(Program, Pid, Usage)> {
     let mut p = cx.start(BIN, &["--delay-ms", "500"])?;
     let cpid = first_line(cx, &mut p)?;
-    let usage = measure_idle(&mut p, cpid, "the waiting child", Duration::from_millis(300), "while the parent sleeps")?;
+    let child = find_child(&p, cpid)?;
+    let usage =
+        measure_idle(&mut p, child, "the waiting child", Duration::from_millis(300), "while the parent sleeps")?;
     Ok((p, cpid, usage))
 }
 
@@ -244,7 +257,7 @@ fn no_polling(cx: &Ctx) -> Step {
 fn reaped(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "200"])?;
     let cpid = first_line(cx, &mut p)?;
-    let child = WatchedChild::new(cpid);
+    let child = WatchedChild::new(find_child(&p, cpid)?);
     rest_of_handshake(cx, &mut p, cpid, None)?;
     child.expect_reaped(
         format!("the parent exited but its child {cpid} was never reaped (left a zombie or running)"),

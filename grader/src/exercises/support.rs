@@ -45,20 +45,22 @@ pub struct Usage {
 }
 
 /// Measure process `pid` of `p` (the program itself or one of its
-/// processes, called `who` in messages) over `span` in which nothing
+/// processes, as the grader's `/proc` shows it; called `who` in messages)
+/// over `span` in which nothing
 /// happens (`during` says what, e.g. "without input"): the CPU time it was
 /// charged and how often it went to sleep again. The program's pipes are
 /// served meanwhile; it must keep running and `pid` must exist throughout.
 pub fn measure_idle(p: &mut Program, pid: Pid, who: &str, span: Duration, during: &str) -> Step<Usage> {
     let sample = || procfs::cpu_ticks(pid).zip(procfs::status(pid).map(|s| s.voluntary_ctxt_switches));
-    let gone = |when: &str| Failure::wrong(format!("{who} (pid {pid}) gone {when}"), format!("{who} alive {during}"));
+    let seen = p.shown(pid);
+    let gone = |when: &str| Failure::wrong(format!("{who} (pid {seen}) gone {when}"), format!("{who} alive {during}"));
     let (ticks0, switches0) = sample().ok_or_else(|| gone("before the measurement"))?;
     let what = format!("{} to keep running {during}", p.name);
     p.observe(span, &what)?;
     let (ticks1, switches1) = sample().ok_or_else(|| gone("during the measurement"))?;
     p.log(format!(
-        "measured {who} over {} ms {during}: CPU time from /proc/{pid}/stat, voluntary context switches from \
-         /proc/{pid}/status",
+        "measured {who} (pid {seen}) over {} ms {during}: CPU time from /proc/PID/stat, voluntary context \
+         switches from /proc/PID/status",
         span.as_millis()
     ));
     Ok(Usage {
@@ -133,10 +135,10 @@ pub fn not_before(what: &str, at: Duration, earliest: Duration, since: &str) -> 
 // ----- children ----------------------------------------------------------
 
 /// A child of the program that must be reaped by it. The grader is a
-/// subreaper: a child whose parent exits without `waitpid` comes to the
-/// grader, running or a zombie. While this lives the grader leaves that
-/// child alone, so it stays visible in `/proc` for
-/// [`Self::expect_reaped`].
+/// subreaper (or, in a PID namespace, the program's stand-in parent is,
+/// and never reaps): a child whose parent exits without `waitpid` comes to
+/// it, running or a zombie. While this lives the grader leaves that child
+/// alone, so it stays visible in `/proc` for [`Self::expect_reaped`].
 pub struct WatchedChild {
     pid: Pid,
     _hold: reaper::Hold,

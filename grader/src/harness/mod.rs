@@ -17,9 +17,11 @@ pub mod failure;
 pub mod ipc;
 pub mod leash;
 pub mod net;
+pub mod pidns;
 pub mod procfs;
 pub mod program;
 pub mod reaper;
+pub mod signals;
 pub mod spawn;
 
 pub use failure::{show, size, Exit, Failure, Kind, Step};

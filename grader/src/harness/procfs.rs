@@ -27,6 +27,10 @@ pub struct Task {
 pub struct Status {
     /// Signals with a handler installed (`SigCgt`).
     pub sig_cgt: u64,
+    /// Signals sent and not yet taken: to the process as a whole
+    /// (`ShdPnd`), and to its main thread (`SigPnd`).
+    pub shd_pnd: u64,
+    pub sig_pnd: u64,
     /// Times the process gave up the CPU to wait (each wake-up of a polling
     /// loop counts one).
     pub voluntary_ctxt_switches: u64,
@@ -72,10 +76,48 @@ pub fn ppid(pid: Pid) -> Option<i32> {
     stat_fields(&text)?.get(1)?.parse().ok()
 }
 
+/// The wait status (as `waitpid` reports it) of `pid`, an exited process
+/// not yet reaped (`exit_code`, field 52 of `/proc/PID/stat`): how a
+/// program that is not the grader's own child ended (see
+/// [`super::pidns`]). `None` when it is gone or still runs.
+pub fn exit_status(pid: Pid) -> Option<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = stat_fields(&text)?;
+    if !matches!(f.first()?.chars().next()?, 'Z' | 'X') {
+        return None;
+    }
+    f.get(49)?.parse().ok()
+}
+
+/// `pid` as the process itself sees it (`getpid()` in it): the last field
+/// of `NSpid` in `/proc/PID/status`, which differs from `pid` when it runs
+/// in a PID namespace of its own. `None` when it is gone.
+pub fn ns_pid(pid: Pid) -> Option<Pid> {
+    ns_id(&format!("/proc/{pid}/status"))
+}
+
+/// Thread `tid` of `pid` as the thread itself sees it (`gettid()`).
+fn ns_tid(pid: Pid, tid: i32) -> Option<i32> {
+    ns_id(&format!("/proc/{pid}/task/{tid}/status")).map(Pid::as_raw)
+}
+
+fn ns_id(status_path: &str) -> Option<Pid> {
+    let text = fs::read_to_string(status_path).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok().map(Pid::from_raw)
+}
+
 /// Process group of `pid`.
 pub fn pgid(pid: Pid) -> Option<i32> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat_fields(&text)?.get(2)?.parse().ok()
+}
+
+/// Parent, process group and session of `pid` (zombies too).
+pub fn lineage(pid: Pid) -> Option<(i32, i32, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = stat_fields(&text)?;
+    Some((f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
 }
 
 pub fn status(pid: Pid) -> Option<Status> {
@@ -86,6 +128,8 @@ pub fn status(pid: Pid) -> Option<Status> {
         let value = value.trim();
         match key {
             "SigCgt" => s.sig_cgt = u64::from_str_radix(value, 16).unwrap_or(0),
+            "ShdPnd" => s.shd_pnd = u64::from_str_radix(value, 16).unwrap_or(0),
+            "SigPnd" => s.sig_pnd = u64::from_str_radix(value, 16).unwrap_or(0),
             "voluntary_ctxt_switches" => s.voluntary_ctxt_switches = value.parse().unwrap_or(0),
             _ => {}
         }
@@ -181,7 +225,8 @@ pub fn fds(pid: Pid) -> Vec<(i32, String)> {
 }
 
 /// Where every thread of every process in `pids` sits, for time-out
-/// messages ("sigecho (pid 42) was blocked in pipe_read"). The first few
+/// messages ("sigecho (pid 42) was blocked in pipe_read"), with the pids
+/// the processes see themselves (see [`ns_pid`]). The first few
 /// are named one by one, the rest counted by state, so a fork storm gives
 /// one readable line.
 pub fn describe(pids: &[Pid]) -> String {
@@ -193,12 +238,17 @@ pub fn describe(pids: &[Pid]) -> String {
         let tasks = tasks(pid);
         let name = comm(pid);
         let many = tasks.len() > 1;
+        // The pids the program itself sees (its PID namespace's).
+        let seen = ns_pid(pid).unwrap_or(pid);
         for t in tasks {
             let words = state_words(t.state, &t.wchan);
             count += 1;
             if count <= NAMED {
-                let who =
-                    if many { format!("{name} (pid {pid}, thread {})", t.tid) } else { format!("{name} (pid {pid})") };
+                let who = if many {
+                    format!("{name} (pid {seen}, thread {})", ns_tid(pid, t.tid).unwrap_or(t.tid))
+                } else {
+                    format!("{name} (pid {seen})")
+                };
                 parts.push(format!("{who} {words}"));
             } else {
                 *rest.entry(words).or_default() += 1;

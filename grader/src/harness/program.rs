@@ -26,8 +26,10 @@ use super::capture::Capture;
 use super::deadline::{self, Deadline};
 use super::failure::{show, size, Exit, Failure, Kind, Step};
 use super::leash::Leash;
+use super::pidns::{Namespace, Plan};
 use super::procfs;
 use super::reaper::{self, SpawnError, Tracked};
+use super::signals::Watch;
 use super::spawn::{self, Spec};
 
 /// What a check did, in order, for the failure report. Shared by the check
@@ -37,6 +39,9 @@ pub struct Transcript {
     pub steps: Vec<String>,
     /// Processes a program left running after it exited (found at cleanup).
     pub leftovers: Vec<String>,
+    /// Signals a program sent the grader (found at cleanup, see
+    /// [`super::signals`] and [`super::pidns`]).
+    pub incidents: Vec<String>,
     last_write: Option<(String, usize, usize)>,
 }
 
@@ -114,16 +119,23 @@ pub struct Options {
     pub forbid_leftovers: bool,
 }
 
-/// A student program, started clean and contained (see [`super::spawn`] and
-/// [`super::leash`]). Dropping it kills and reaps everything it created.
+/// A student program, started clean and contained (see [`super::spawn`],
+/// [`super::leash`] and [`super::pidns`]). Dropping it kills and reaps
+/// everything it created.
 pub struct Program {
     /// Binary name for messages (`sigecho`).
     pub name: String,
+    /// The program, as the grader's `/proc` shows it.
     pid: Pid,
+    /// The grader's child: the program, or init of its PID namespace.
     /// Dropped before `leash`: the cgroup can go once the leader is reaped.
     child: Tracked,
+    /// Its PID namespace, where it runs in one.
+    ns: Option<Namespace>,
     pidfd: OwnedFd,
     leash: Leash,
+    /// Signals it sends the grader become its check's failure.
+    watch: Watch,
     stdin: Option<OwnedFd>,
     queued: Vec<u8>,
     queued_off: usize,
@@ -145,24 +157,46 @@ impl Program {
             .tempdir()
             .map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
         let leash = Leash::new();
-        let mut cmd = spawn::command(spec, &leash, cwd.path());
+        let plan = match Plan::new() {
+            None => None,
+            Some(Ok(plan)) => Some(plan),
+            Some(Err(e)) => return Err(Failure::grader(format!("cannot link to a PID namespace: {e}"))),
+        };
+        let mut cmd = spawn::command(spec, &leash, cwd.path(), plan.as_ref().map(Plan::first));
+        if let Some(plan) = &plan {
+            plan.last(&mut cmd);
+        }
         let shown = std::iter::once(name.to_string())
             .chain(spec.args.iter().map(|a| shell_word(&a.to_string_lossy())))
             .collect::<Vec<_>>()
             .join(" ");
         // Taken before the fork: lower time bounds count from here, and the
         // program may run (arm its alarm) before `spawn` returns.
+        let watch = Watch::new(name, leash.env_entry());
         let started = Instant::now();
-        let mut child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
-            SpawnError::Stopping => Failure::grader("the grader is stopping"),
-            SpawnError::Io(e) => Failure::new(
-                Kind::Crashed,
-                format!("`{}` could not be started: {e}", spec.path.display()),
-                "an executable program",
-            ),
-        })?;
-        let pid = child.pid();
+        let (mut child, pid, ns) = match plan {
+            Some(plan) => {
+                let s = plan.spawn(&mut cmd, &spec.path)?;
+                (s.child, s.program, Some(s.ns))
+            }
+            None => {
+                let child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
+                    SpawnError::Stopping => Failure::grader("the grader is stopping"),
+                    SpawnError::Io(e) => Failure::new(
+                        Kind::Crashed,
+                        format!("`{}` could not be started: {e}", spec.path.display()),
+                        "an executable program",
+                    ),
+                })?;
+                let pid = child.pid();
+                (child, pid, None)
+            }
+        };
+        watch.started(pid);
         super::ipc::note_pid(pid, name); // ipc leaks: its objects are its check's
+        if let Some(ns) = &ns {
+            super::ipc::note_pid(ns.seen, name); // ipc leaks: and so are names with the pid it sees
+        }
         let pidfd = reaper::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
         let stdin: OwnedFd = child.stdin.take().map(Into::into).ok_or_else(|| Failure::grader("no stdin pipe"))?;
         set_nonblocking(&stdin);
@@ -174,13 +208,16 @@ impl Program {
             child.stderr.take().map(Into::into).ok_or_else(|| Failure::grader("no stderr pipe"))?,
             opts.output_cap.min(1 << 20),
         );
-        log.borrow_mut().did(format!("started `{shown}` (pid {pid})"));
+        let seen = ns.as_ref().map_or(pid, |ns| ns.seen);
+        log.borrow_mut().did(format!("started `{shown}` (pid {seen})"));
         Ok(Program {
             name: name.to_string(),
             pid,
             child,
+            ns,
             pidfd,
             leash,
+            watch,
             stdin: Some(stdin),
             queued: Vec::new(),
             queued_off: 0,
@@ -195,8 +232,36 @@ impl Program {
         })
     }
 
+    /// The program's pid in the grader's `/proc`: for reading its state
+    /// and signalling it. It may see itself under another one
+    /// ([`Self::seen_pid`]).
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The program's pid as it sees it (`getpid()` in it): what it prints,
+    /// and what the grader calls it in messages.
+    pub fn seen_pid(&self) -> Pid {
+        self.ns.as_ref().map_or(self.pid, |ns| ns.seen)
+    }
+
+    /// How the process `pid` (of the grader's `/proc`) sees itself: its pid
+    /// for messages.
+    pub fn shown(&self, pid: Pid) -> Pid {
+        if pid == self.pid {
+            return self.seen_pid();
+        }
+        procfs::ns_pid(pid).unwrap_or(pid)
+    }
+
+    /// The process of the program that sees itself as `seen` (a pid the
+    /// program printed), as the grader's `/proc` shows it; `None` if the
+    /// program has none (any more).
+    pub fn find(&self, seen: Pid) -> Option<Pid> {
+        match &self.ns {
+            Some(ns) => ns.find(seen),
+            None => procfs::state(seen).map(|_| seen),
+        }
     }
 
     /// Readable once the program has exited: for waits on other descriptors
@@ -256,7 +321,7 @@ impl Program {
     }
 
     pub fn signal(&mut self, sig: Signal) {
-        self.log(format!("sent {sig} to {} (pid {})", self.name, self.pid));
+        self.log(format!("sent {sig} to {} (pid {})", self.name, self.seen_pid()));
         self.signal_quiet(sig);
     }
 
@@ -292,13 +357,32 @@ impl Program {
     /// How the program ended, if it has (without reaping it).
     pub fn exit(&mut self) -> Option<Exit> {
         if self.exit.is_none() {
-            self.exit = reaper::peek_exit(&self.pidfd).and_then(|s| match s {
-                WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
-                WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
-                _ => None,
-            });
+            self.exit = match &self.ns {
+                None => reaper::peek_exit(&self.pidfd).and_then(|s| match s {
+                    WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+                    WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+                    _ => None,
+                }),
+                // Not the grader's child, but a zombie until the namespace
+                // ends: its status is in /proc once its pidfd says it exited.
+                Some(_) => self.ended().then(|| procfs::exit_status(self.pid)).flatten().and_then(|s| {
+                    if libc::WIFEXITED(s) {
+                        Some(Exit::Code(libc::WEXITSTATUS(s)))
+                    } else if libc::WIFSIGNALED(s) {
+                        Some(Exit::Signal(libc::WTERMSIG(s)))
+                    } else {
+                        None
+                    }
+                }),
+            };
         }
         self.exit
+    }
+
+    /// Whether the program has exited (its pidfd is readable).
+    fn ended(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        deadline::wait(&mut fds, Deadline::after(Duration::ZERO)) > 0
     }
 
     /// Everything received on stdout so far (up to the cap).
@@ -610,16 +694,32 @@ impl Program {
     }
 }
 
+impl Program {
+    /// Processes of the program that still run, other than the program
+    /// itself: on its leash, or in its namespace.
+    fn strays(&self) -> Vec<Pid> {
+        let mut left = self.leash.members(self.pid);
+        if let Some(ns) = &self.ns {
+            left.extend(ns.members());
+            left.sort();
+            left.dedup();
+            left.retain(|&p| p != self.pid && procfs::alive(p));
+        }
+        left
+    }
+}
+
 impl Drop for Program {
     /// Kill everything the program created and reap it. If the program had
-    /// exited on its own but its descendants still ran, record them.
+    /// exited on its own but its descendants still ran, record them; if it
+    /// signalled the grader, record that.
     fn drop(&mut self) {
         if self.opts.forbid_leftovers && self.exit().is_some() {
-            let left = self.leash.members(self.pid);
+            let left = self.strays();
             if !left.is_empty() {
                 left.iter().for_each(|&p| super::ipc::note_pid(p, &procfs::comm(p))); // ipc leaks: these too
                 let list: Vec<String> =
-                    left.iter().take(5).map(|&p| format!("{} (pid {p})", procfs::comm(p))).collect();
+                    left.iter().take(5).map(|&p| format!("{} (pid {})", procfs::comm(p), self.shown(p))).collect();
                 self.log.borrow_mut().leftovers.push(format!(
                     "{} exited but left {} process(es) running: {}{}",
                     self.name,
@@ -629,7 +729,20 @@ impl Drop for Program {
                 ));
             }
         }
-        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)));
+        let mut incidents = Vec::new();
+        match &self.ns {
+            // Ask the stand-in parent what it was sent, then end the
+            // namespace: killing init kills every process in it, and init
+            // is gone (below) only once they all are.
+            Some(ns) => {
+                incidents = ns.incidents(&self.name);
+                ns.kill();
+            }
+            None => self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10))),
+        }
+        // Before the leader is reaped: a signal it sent is still its own.
+        incidents.extend(self.watch.take());
+        self.log.borrow_mut().incidents.extend(incidents);
         let _ = self.child.wait();
         // Dropping `child` then gives its pid up and reaps the orphans.
     }

@@ -46,9 +46,15 @@ pub struct Spec {
     pub cpu: Option<usize>,
 }
 
+/// Code that runs in the forked child before anything else of `pre_exec`.
+pub(crate) type First = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
+
 /// Build the `Command` for `spec`: stdin, stdout and stderr are pipes the
-/// caller owns; everything else is reset in the child.
-pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
+/// caller owns; everything else is reset in the child. `first`, if given,
+/// runs in the child before that (see [`super::pidns`]: it splits the child
+/// into a namespace's init, the program's parent, and the program, which
+/// alone goes on to be prepared here).
+pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path, first: Option<First>) -> Command {
     let mut cmd = Command::new(&spec.path);
     cmd.args(&spec.args)
         .current_dir(cwd)
@@ -62,6 +68,10 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 
+    if let Some(first) = first {
+        // SAFETY: as the `pre_exec` below; see `pidns::Plan::first`.
+        unsafe { cmd.pre_exec(first) };
+    }
     let join = leash.join_path.clone();
     let limits = spec.limits.clone();
     let cpu = spec.cpu;
@@ -121,8 +131,8 @@ pub fn reset_signals(cmd: &mut Command) {
 /// Every signal to SIG_DFL, none blocked. Async-signal-safe.
 ///
 /// # Safety
-/// Only call between fork and exec.
-unsafe fn default_signals() {
+/// Only call between fork and exec (or `_exit`).
+pub(crate) unsafe fn default_signals() {
     // Handlers are reset by exec anyway; SIG_IGN would be inherited. The raw
     // system call, because glibc refuses signals 32 and 33 (reserved for
     // its threads) — and a parent may well have left one of them ignored.

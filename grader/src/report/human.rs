@@ -125,7 +125,7 @@ pub fn render(report: &Report, st: &Style) -> String {
     let colour = if report.failed == 0 { st.green } else { st.red };
     let _ = writeln!(
         o,
-        "{}{}Total {}/{}{} — {} passed, {} failed in {:.2}s{}",
+        "{}{}Total {}/{}{} — {} passed, {} failed in {:.2}s{}; {}",
         st.bold,
         colour,
         report.score,
@@ -135,6 +135,7 @@ pub fn render(report: &Report, st: &Style) -> String {
         report.failed,
         report.wall_ms as f64 / 1000.0,
         if report.time_scale != 1.0 { format!(" (time scale {})", report.time_scale) } else { String::new() },
+        report.isolation.phrase(),
     );
     o
 }
