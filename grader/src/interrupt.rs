@@ -28,7 +28,7 @@ pub enum Sigint {
 }
 
 /// Start reading signals. Call once in `main`, after
-/// [`signals::block_all`](crate::harness::signals::block_all) and before
+/// [`signals::block_all`] and before
 /// anything runs.
 pub fn guard(sigint: Sigint) {
     signals::listen(move |sig| from_outside(sig, sigint));

@@ -1,7 +1,8 @@
-//! How a student program is run: started clean ([`spawn`]), kept on a leash
-//! and cleaned up after ([`leash`]), driven and waited on ([`program`],
-//! [`net`]), observed through `/proc` ([`procfs`]), and how its failures are
-//! named ([`failure`]).
+//! How a student program is run: started clean ([`spawn`]), where allowed
+//! in a PID namespace of its own ([`pidns`]), kept on a leash and cleaned up
+//! after ([`leash`]), driven and waited on ([`program`], [`net`]), observed
+//! through `/proc` ([`procfs`]), kept from ending the grading with a signal
+//! ([`signals`]), and how its failures are named ([`failure`]).
 //!
 //! Underneath: every wait is a [`deadline::wait`] bounded by a
 //! [`deadline::Deadline`], and every process the grader starts — a program,

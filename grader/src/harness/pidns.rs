@@ -28,14 +28,15 @@
 //!   parent's pid outside the namespace, which no other process on the
 //!   machine has while it runs: names made from `getpid()` (`/shm-<pid>`)
 //!   cannot clash with those of programs running beside it in other
-//!   namespaces. (Its children's pids count on from there and are unique
-//!   only within its namespace.)
+//!   namespaces. (Its children's pids count on from there where the grader
+//!   may write `/proc/sys`, else from 3, and are unique only within its
+//!   namespace.)
 //!
 //! init and the parent are forks of the grader that never `exec`, so they
-//! keep the capability to choose the program's pid (`ns_last_pid`) also in
-//! the grader's own user namespace; between `fork` and `_exit` they make
-//! only async-signal-safe system calls on data prepared before the fork,
-//! like any `pre_exec` code.
+//! keep the capability to choose the program's pid (`clone3`'s `set_tid`)
+//! also in the grader's own user namespace; between `fork` and `_exit` they
+//! make only async-signal-safe system calls on data prepared before the
+//! fork, like any `pre_exec` code.
 //!
 //! Namespaces need CAP_SYS_ADMIN: root has it; an unprivileged grader gets
 //! it in a user namespace of its own, entered at start ([`prepare`]) where
@@ -183,7 +184,16 @@ unsafe fn probe_child(maps: Option<&Maps>) -> i32 {
     }
     match libc::fork() {
         -1 => 1,
-        0 => libc::_exit(if write_file(NS_LAST_PID, b"300") { 0 } else { 1 }),
+        0 => {
+            // init of the namespace: can it choose a child's pid?
+            let child = fork_as(300);
+            if child == 0 {
+                libc::_exit(0);
+            }
+            let mut status = 0;
+            let ok = child > 0 && libc::waitpid(child, &mut status, 0) == child;
+            libc::_exit(if ok && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 { 0 } else { 1 })
+        }
         init => {
             let mut status = 0;
             let ok = libc::waitpid(init, &mut status, 0) == init && libc::WIFEXITED(status);
@@ -196,7 +206,40 @@ unsafe fn probe_child(maps: Option<&Maps>) -> i32 {
     }
 }
 
-const NS_LAST_PID: &CStr = c"/proc/sys/kernel/ns_last_pid";
+/// `clone3`'s arguments up to `set_tid_size` (`CLONE_ARGS_SIZE_VER1`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+}
+
+/// `fork`, with the child's pid in the caller's PID namespace chosen
+/// (`clone3`'s `set_tid`; Linux 5.5). Needs CAP_SYS_ADMIN (or
+/// CAP_CHECKPOINT_RESTORE) over the namespace. Like `fork`: -1, 0 in the
+/// child, the pid in the parent.
+///
+/// # Safety
+/// As `fork`: in the child, only async-signal-safe calls (and glibc's
+/// cached thread id is the parent's: no `raise`, no pthread calls).
+unsafe fn fork_as(pid: libc::pid_t) -> libc::pid_t {
+    let tid = [pid];
+    let args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: tid.as_ptr() as u64,
+        set_tid_size: 1,
+        ..CloneArgs::default()
+    };
+    libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) as libc::pid_t
+}
 
 // ----- starting a program in a namespace --------------------------------------
 
@@ -260,7 +303,7 @@ impl Plan {
     /// command's program, arguments and environment. (`Command`'s own
     /// `exec` would report a failure to the grader and then wait for its
     /// child — init, which does not end by itself.) The command must clear
-    /// its environment (see [`super::spawn::command`]): only the variables
+    /// its environment (as `spawn::command` does): only the variables
     /// it sets are passed.
     pub fn last(&self, cmd: &mut Command) {
         let exec = Exec::of(cmd);
@@ -560,17 +603,16 @@ unsafe fn parent(link: RawFd, witness: RawFd, witness_slot: &AtomicI32) -> io::R
     let mut buf = [0u8; 24];
     let n = libc::readlink(c"/proc/self".as_ptr(), buf.as_mut_ptr().cast(), buf.len());
     let outside = if n > 0 { parse(&buf[..n as usize]) } else { 0 };
-    let mut next = Line::new();
-    next.num(outside - 1);
     let mut go = [0; 2];
-    if sfd < 0
-        || outside < 2
-        || !write_file(NS_LAST_PID, next.bytes())
-        || libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0
-    {
+    if sfd < 0 || outside < 3 || libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
         report(link, b"broken", *libc::__errno_location());
     }
-    let program = libc::fork();
+    // Its children count on from there where `/proc/sys` can be written
+    // (not in a container), else from 3.
+    let mut last = Line::new();
+    last.num(outside);
+    write_file(c"/proc/sys/kernel/ns_last_pid", last.bytes());
+    let program = fork_as(outside as libc::pid_t);
     if program == 0 {
         libc::close(go[1]);
         libc::close(sfd);
@@ -730,7 +772,8 @@ impl Line {
     /// One message on the (SOCK_SEQPACKET) link; nobody listening is no
     /// error worth a SIGPIPE.
     unsafe fn send(&self, link: RawFd) {
-        libc::send(link, self.buf.as_ptr().cast(), self.len, libc::MSG_NOSIGNAL);
+        let bytes = self.bytes();
+        libc::send(link, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL);
     }
 }
 
@@ -796,7 +839,64 @@ unsafe fn null_stdio() {
 
 #[cfg(test)]
 mod tests {
+    use super::super::failure::Exit;
+    use super::super::program::{Options, Program, SharedTranscript};
+    use super::super::spawn::Spec;
     use super::*;
+
+    /// `sh -c SCRIPT` as a program, if programs run in namespaces here.
+    fn sh(script: &str, log: &SharedTranscript) -> Option<Program> {
+        if !enabled() {
+            eprintln!("skipped: {:?}", isolation().reason);
+            return None;
+        }
+        let spec = Spec {
+            path: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            limits: Default::default(),
+            cpu: None,
+        };
+        let opts = Options { output_cap: 1 << 20, forbid_leftovers: true };
+        Some(Program::start("sh", &spec, opts, log.clone()).expect("sh starts"))
+    }
+
+    #[test]
+    fn a_program_sees_a_pid_of_the_machine_and_the_stand_in_as_its_parent() {
+        let log = SharedTranscript::default();
+        let Some(mut p) = sh("echo $$ $PPID; exec cat", &log) else { return };
+        let line = p.line("pids", Duration::from_secs(10)).unwrap();
+        let seen = p.seen_pid();
+        assert_eq!(String::from_utf8(line).unwrap(), format!("{seen} 2"));
+        assert_ne!(seen, p.pid(), "the pid it sees is not its own outside");
+        assert!(procfs::alive(seen), "its pid is that of a live process outside: no other program has it");
+        assert_eq!(p.find(seen), Some(p.pid()));
+        assert_eq!(p.shown(p.pid()), seen);
+        assert!(log.borrow().steps[0].ends_with(&format!("(pid {seen})")), "{:?}", log.borrow().steps);
+    }
+
+    #[test]
+    fn how_a_program_ended_is_read_although_it_is_not_the_grader_s_child() {
+        let log = SharedTranscript::default();
+        let Some(mut p) = sh("exit 3", &log) else { return };
+        assert_eq!(p.wait_exit("exit", Duration::from_secs(10)).unwrap(), Exit::Code(3));
+        let Some(mut p) = sh("kill -TERM $$", &log) else { return };
+        assert_eq!(p.wait_exit("exit", Duration::from_secs(10)).unwrap(), Exit::Signal(libc::SIGTERM));
+    }
+
+    #[test]
+    fn what_a_program_leaves_in_its_namespace_is_found_and_named_as_it_sees_it() {
+        let log = SharedTranscript::default();
+        let Some(mut p) = sh("sleep 30 >/dev/null 2>&1 & echo $!", &log) else { return };
+        let child: i32 =
+            String::from_utf8(p.line("the child's pid", Duration::from_secs(10)).unwrap()).unwrap().parse().unwrap();
+        p.wait_exit("exit", Duration::from_secs(10)).unwrap();
+        let host = p.find(Pid::from_raw(child)).expect("the child, in /proc");
+        drop(p);
+        let left = &log.borrow().leftovers;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].contains(&format!("sleep (pid {child})")), "{left:?}");
+        assert!(procfs::state(host).is_none(), "the child outlived its namespace");
+    }
 
     #[test]
     fn lines_are_built_without_allocating_and_read_back() {

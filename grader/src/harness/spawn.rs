@@ -116,8 +116,8 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path, first: Option<Firs
 }
 
 /// Reset the signal mask and dispositions in the child of a helper command
-/// (cargo): the grader blocks SIGINT/SIGTERM/SIGHUP in its own threads (see
-/// [`crate::interrupt::guard`]), and children would inherit that mask.
+/// (cargo): the grader blocks every signal in its threads (see
+/// [`super::signals`]), and children would inherit that mask.
 pub fn reset_signals(cmd: &mut Command) {
     // SAFETY: runs between fork and exec; only async-signal-safe calls.
     unsafe {
