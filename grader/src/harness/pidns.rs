@@ -16,9 +16,10 @@
 //! - **the parent** stands in for the grader as the program sees it: it is
 //!   the program's `getppid()` and, as a child subreaper, the reaper of its
 //!   orphans, as the grader is without a namespace. It blocks every signal
-//!   and counts those that processes of the namespace send it; the grader
-//!   asks for them when the program is done ([`Namespace::incidents`]), and
-//!   the check fails as if they had reached the grader. Unlike the grader
+//!   and tells the grader of each that a process of the namespace sends it;
+//!   the grader collects them when the program is done
+//!   ([`Namespace::incidents`]), and the check fails as if they had reached
+//!   the grader. Unlike the grader
 //!   it may be stopped (SIGSTOP) or killed (SIGKILL) without harm, and the
 //!   grader notices that too. It never reaps: the program stays a zombie,
 //!   and the grader reads its exit status from `/proc`
@@ -58,7 +59,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags};
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
@@ -264,6 +265,8 @@ pub struct Namespace {
     parent: Pid,
     /// The program's pid as it sees it.
     pub seen: Pid,
+    /// Signals the parent told of while the program was being started.
+    early: Vec<(i32, Pid)>,
 }
 
 /// A program started in a namespace.
@@ -327,34 +330,29 @@ impl Plan {
                 "an executable program",
             )
         };
-        // `unshare(CLONE_NEWPID)` puts the next children of the calling
-        // thread into the new namespace: a thread of its own makes the one.
         // `Command::spawn` returns once the program has exec'ed (or failed).
-        let child = std::thread::scope(|s| {
-            s.spawn(|| {
-                unshare(CloneFlags::CLONE_NEWPID)
-                    .map_err(|e| Failure::grader(format!("cannot make a PID namespace: {e}")))?;
-                reaper::spawn_tracked(cmd).map_err(|e| match e {
-                    SpawnError::Stopping => Failure::grader("the grader is stopping"),
-                    SpawnError::Io(e) => not_started(e),
-                })
+        let child = in_new_namespace(|| {
+            reaper::spawn_tracked(cmd).map_err(|e| match e {
+                SpawnError::Stopping => Failure::grader("the grader is stopping"),
+                SpawnError::Io(e) => not_started(e),
             })
-            .join()
-            .unwrap_or_else(|_| Err(Failure::grader("the thread starting the program panicked")))
         })?;
         drop(self.theirs);
         let init = child.pid();
         // What the parent and the program said is all in the link by now:
         // `started` came before the program could go on, `failed` before it
         // ended.
-        let (mut started, mut errno, mut broken) = (None, None, None);
+        let (mut started, mut errno, mut broken, mut early) = (None, None, None, Vec::new());
         let mut buf = [0u8; 64];
         let mut deadline = Deadline::after(Duration::from_secs(5));
         while let Some(n) = receive(&self.ours, &mut buf, deadline) {
-            match (&buf[..n.min(7)], words(&buf[..n]).as_slice()) {
+            let (word, numbers) = message(&buf[..n]);
+            match (word, numbers.as_slice()) {
                 (b"started", &[seen, parent]) => started = Some((seen, parent)),
-                (b"failed ", &[e]) => errno = Some(e),
-                (b"broken ", &[e]) => broken = Some(io::Error::from_raw_os_error(e as i32)),
+                (b"failed", &[e]) => errno = Some(e),
+                (b"broken", &[e]) => broken = Some(io::Error::from_raw_os_error(e as i32)),
+                // The program may be quick to signal its parent.
+                (b"sig", &[sig, from]) => early.push((sig as i32, Pid::from_raw(from as i32))),
                 _ => {}
             }
             deadline = Deadline::after(Duration::ZERO);
@@ -364,7 +362,8 @@ impl Plan {
                 let parent = Pid::from_raw(parent as i32);
                 match procfs::children(parent).first().copied() {
                     Some(program) => {
-                        let ns = Namespace { link: self.ours, init, parent, seen: Pid::from_raw(seen as i32) };
+                        let seen = Pid::from_raw(seen as i32);
+                        let ns = Namespace { link: self.ours, init, parent, seen, early };
                         return Ok(Started { child, program, ns });
                     }
                     None => Failure::grader("the program vanished as it started"),
@@ -383,9 +382,57 @@ impl Plan {
     }
 }
 
-/// The numbers in a message of the link (`started 4242 4242`).
-fn words(msg: &[u8]) -> Vec<i64> {
-    msg.split(|&b| b == b' ').filter_map(|w| std::str::from_utf8(w).ok()?.parse().ok()).collect()
+/// Run `spawn` with the children the calling thread makes going into a new
+/// PID namespace (`unshare(CLONE_NEWPID)` is about the next children of the
+/// calling thread): the first becomes its init. Then the thread's children
+/// go to the grader's namespace again — by `setns` where the grader may
+/// (see [`own_namespace`]), else by making them in a thread of its own.
+fn in_new_namespace<T: Send>(spawn: impl FnOnce() -> Step<T> + Send) -> Step<T> {
+    let unshared =
+        || unshare(CloneFlags::CLONE_NEWPID).map_err(|e| Failure::grader(format!("cannot make a PID namespace: {e}")));
+    match own_namespace() {
+        Some(own) => {
+            unshared()?;
+            let spawned = spawn();
+            // Should it fail, the next `unshare` on this thread fails too:
+            // no program lands in another's namespace.
+            setns(own, CloneFlags::CLONE_NEWPID)
+                .map_err(|e| Failure::grader(format!("cannot leave the program's PID namespace: {e}")))?;
+            spawned
+        }
+        None => std::thread::scope(|s| {
+            s.spawn(|| {
+                unshared()?;
+                spawn()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Failure::grader("the thread starting the program panicked")))
+        }),
+    }
+}
+
+/// The grader's own PID namespace, if a thread may return to it after
+/// `unshare` (the grader has CAP_SYS_ADMIN over it: root, not an
+/// unprivileged user namespace). Tried once, in a thread of its own.
+fn own_namespace() -> Option<&'static OwnedFd> {
+    static OWN: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    OWN.get_or_init(|| {
+        let own: OwnedFd = std::fs::File::open("/proc/self/ns/pid").ok()?.into();
+        let back = std::thread::scope(|s| {
+            s.spawn(|| unshare(CloneFlags::CLONE_NEWPID).is_ok() && setns(&own, CloneFlags::CLONE_NEWPID).is_ok())
+                .join()
+                .unwrap_or(false)
+        });
+        back.then_some(own)
+    })
+    .as_ref()
+}
+
+/// A message of the link (`started 4242 4242`): its word and its numbers.
+fn message(msg: &[u8]) -> (&[u8], Vec<i64>) {
+    let mut parts = msg.split(|&b| b == b' ');
+    let word = parts.next().unwrap_or_default();
+    (word, parts.filter_map(|w| std::str::from_utf8(w).ok()?.parse().ok()).collect())
 }
 
 /// One message from the link, or `None` at EOF or when `deadline` passed.
@@ -439,33 +486,49 @@ impl Namespace {
         if self.stopped() {
             out.push(stopped.clone());
         }
-        if nix::unistd::write(&self.link, b"f").is_err() {
+        // The parent tells of each signal as it reads it. Idle with none
+        // queued, it has told all: read what is there. Else ask, and wait
+        // for its `end`.
+        let ask = !out.is_empty() || !self.idle();
+        if ask && nix::unistd::write(&self.link, b"f").is_err() {
             return out;
         }
-        // A SIGSTOP that had yet to take effect when looked at holds up the
-        // answer: look again.
-        let mut deadline = Deadline::after(Duration::from_secs(1));
+        let tell = |out: &mut Vec<String>, sig: i32, from: Pid| {
+            let comm = self.find(from).map(procfs::comm);
+            let who = signals::who(name, from, from == self.seen, comm.as_deref());
+            out.push(sent_to_grader(&who, sig));
+        };
+        self.early.iter().for_each(|&(sig, from)| tell(&mut out, sig, from));
+        let mut deadline = Deadline::after(if ask { Duration::from_secs(1) } else { Duration::ZERO });
         let mut buf = [0u8; 64];
         loop {
             let Some(n) = receive(&self.link, &mut buf, deadline) else {
-                if out.first() != Some(&stopped) && self.stopped() {
+                // A SIGSTOP that had yet to take effect when looked at holds
+                // up the answer: look again.
+                if ask && out.first() != Some(&stopped) && self.stopped() {
                     out.insert(0, stopped.clone());
                     deadline = Deadline::after(Duration::from_secs(5));
                     continue;
                 }
                 break;
             };
-            match (&buf[..n.min(3)], words(&buf[..n]).as_slice()) {
-                (b"sig", &[sig, from, times]) => {
-                    let from = Pid::from_raw(from as i32);
-                    let comm = self.find(from).map(procfs::comm);
-                    let who = signals::who(name, from, from == self.seen, comm.as_deref());
-                    out.push(sent_to_grader(&who, sig as i32, times as u32));
-                }
+            let (word, numbers) = message(&buf[..n]);
+            match (word, numbers.as_slice()) {
+                (b"sig", &[sig, from]) => tell(&mut out, sig as i32, Pid::from_raw(from as i32)),
                 _ => break, // `end`
             }
         }
         out
+    }
+
+    /// Whether the parent has told the grader of every signal sent to it so
+    /// far: none is queued for it, and it sleeps in `ppoll` (it tells before
+    /// it sleeps again). In this order: a signal it takes between the two
+    /// looks finds it awake.
+    fn idle(&self) -> bool {
+        let queued = procfs::status(self.parent).map_or(u64::MAX, |s| s.shd_pnd | s.sig_pnd);
+        let harmless = (1..=64).all(|sig| !Status::has(queued, sig) || signals::default_action(sig) == Action::Ignore);
+        harmless && procfs::syscall(self.parent) == Some(libc::SYS_ppoll)
     }
 
     /// Whether the parent is stopped, or about to be (SIGSTOP pending);
@@ -639,7 +702,7 @@ unsafe fn parent(link: RawFd, witness: RawFd, witness_slot: &AtomicI32) -> io::R
     null_stdio();
     libc::write(go[1], b"g".as_ptr().cast(), 1);
     libc::close(go[1]);
-    count_signals(link, sfd)
+    watch_signals(link, sfd)
 }
 
 /// Tell the grader why the program did not start — `failed`: its `exec`
@@ -651,36 +714,30 @@ unsafe fn report(link: RawFd, what: &[u8], errno: i32) -> ! {
     libc::_exit(127)
 }
 
-/// The parent's loop: count the signals processes of the namespace send it
-/// (by signal: how many, and the first sender); on the grader's request
-/// (`f`), send `sig SIG PID COUNT` for each, then `end`.
-unsafe fn count_signals(link: RawFd, sfd: RawFd) -> ! {
-    let mut count = [0u32; 65];
-    let mut first = [0i32; 65];
+/// The parent's loop: tell the grader at once of every signal a process of
+/// the namespace sends it (the first of each kind, and who sent it:
+/// `sig SIG PID`); on the grader's request (`f`), read what is queued and
+/// answer `end`. Blocked in `ppoll` only with nothing left to tell (see
+/// [`Namespace::idle`]).
+unsafe fn watch_signals(link: RawFd, sfd: RawFd) -> ! {
+    let mut told = [false; 65];
     loop {
         let mut fds = [
             libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: link, events: libc::POLLIN, revents: 0 },
         ];
-        if libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
+        if libc::ppoll(fds.as_mut_ptr(), 2, std::ptr::null(), std::ptr::null()) < 0 {
             continue;
         }
         if fds[0].revents != 0 {
-            read_signals(sfd, &mut count, &mut first);
+            tell_signals(link, sfd, &mut told);
         }
         if fds[1].revents & libc::POLLIN != 0 {
             let mut req = [0u8; 8];
             if libc::read(link, req.as_mut_ptr().cast(), req.len()) <= 0 {
                 libc::_exit(0);
             }
-            read_signals(sfd, &mut count, &mut first);
-            for sig in 1..count.len() {
-                if count[sig] > 0 {
-                    let mut msg = Line::new();
-                    msg.word(b"sig").num(sig as i64).num(first[sig] as i64).num(count[sig] as i64);
-                    msg.send(link);
-                }
-            }
+            tell_signals(link, sfd, &mut told);
             let mut end = Line::new();
             end.word(b"end");
             end.send(link);
@@ -690,10 +747,11 @@ unsafe fn count_signals(link: RawFd, sfd: RawFd) -> ! {
     }
 }
 
-/// Count what is queued on the signalfd: signals sent by a process of the
-/// namespace (`si_code` ≤ 0; the grader's own, from outside, show pid 0)
+/// Read what is queued on the signalfd, and tell the grader of each kind
+/// of signal the first time a process of the namespace sends it
+/// (`si_code` ≤ 0; the grader's own, from outside, show pid 0) — of those
 /// that would do something to a process at its default.
-unsafe fn read_signals(sfd: RawFd, count: &mut [u32; 65], first: &mut [i32; 65]) {
+unsafe fn tell_signals(link: RawFd, sfd: RawFd, told: &mut [bool; 65]) {
     let mut infos: [libc::signalfd_siginfo; 8] = std::mem::zeroed();
     loop {
         let n = libc::read(sfd, infos.as_mut_ptr().cast(), std::mem::size_of_val(&infos));
@@ -703,16 +761,16 @@ unsafe fn read_signals(sfd: RawFd, count: &mut [u32; 65], first: &mut [i32; 65])
         let got = n as usize / std::mem::size_of::<libc::signalfd_siginfo>();
         for info in &infos[..got] {
             let sig = info.ssi_signo as usize;
-            if sig == 0 || sig >= count.len() || info.ssi_code > 0 || info.ssi_pid == 0 {
+            if sig == 0 || sig >= told.len() || told[sig] || info.ssi_code > 0 || info.ssi_pid == 0 {
                 continue;
             }
             if signals::default_action(sig as i32) == Action::Ignore {
                 continue;
             }
-            if count[sig] == 0 {
-                first[sig] = info.ssi_pid as i32;
-            }
-            count[sig] = count[sig].saturating_add(1);
+            told[sig] = true;
+            let mut msg = Line::new();
+            msg.word(b"sig").num(sig as i64).num(info.ssi_pid as i64);
+            msg.send(link);
         }
     }
 }
@@ -875,6 +933,28 @@ mod tests {
     }
 
     #[test]
+    fn every_signal_a_program_sends_its_parent_is_told_whenever_it_comes() {
+        // Sent at once, the signals are told while the program is still
+        // being started; sent later, while it runs. Either way, each once.
+        for _ in 0..20 {
+            let log = SharedTranscript::default();
+            let Some(mut p) = sh("kill -TERM $PPID; kill -INT $PPID; kill -TERM $PPID", &log) else { return };
+            p.wait_exit("exit", Duration::from_secs(10)).unwrap();
+            let seen = p.seen_pid();
+            drop(p);
+            let mut told = log.borrow().incidents.clone();
+            told.sort();
+            assert_eq!(
+                told,
+                [
+                    format!("sh (pid {seen}) sent SIGINT to the grader"),
+                    format!("sh (pid {seen}) sent SIGTERM to the grader")
+                ]
+            );
+        }
+    }
+
+    #[test]
     fn how_a_program_ended_is_read_although_it_is_not_the_grader_s_child() {
         let log = SharedTranscript::default();
         let Some(mut p) = sh("exit 3", &log) else { return };
@@ -903,7 +983,7 @@ mod tests {
         let mut l = Line::new();
         l.word(b"sig").num(15).num(4242).num(-3);
         assert_eq!(l.bytes(), b"sig 15 4242 -3");
-        assert_eq!(words(l.bytes()), vec![15, 4242, -3]);
+        assert_eq!(message(l.bytes()), (&b"sig"[..], vec![15, 4242, -3]));
         assert_eq!(parse(b"31337"), 31337);
         assert_eq!(parse(b"12x"), 12);
     }

@@ -107,6 +107,13 @@ fn ns_id(status_path: &str) -> Option<Pid> {
     line.split_whitespace().last()?.parse().ok().map(Pid::from_raw)
 }
 
+/// The system call `pid` is blocked in (`/proc/PID/syscall`); `None`
+/// while it runs, or when unknown.
+pub fn syscall(pid: Pid) -> Option<i64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Process group of `pid`.
 pub fn pgid(pid: Pid) -> Option<i32> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -28,7 +28,7 @@
 //! `/proc` (see [`super::reaper`]), not by SIGCHLD. SIGSTOP and SIGKILL
 //! cannot be blocked: only a PID namespace keeps programs from sending them
 //! (see [`super::pidns`], where programs cannot reach the grader at all and
-//! their stand-in parent counts what they send it instead).
+//! their stand-in parent tells what they send it instead).
 //!
 //! A sender is looked up in `/proc` when its signal is read, so it must
 //! still exist then: a program's leader is reaped only after [`flush`] has
@@ -78,10 +78,9 @@ pub fn default_action(sig: i32) -> Action {
 }
 
 /// The line a check fails with: `sigecho (pid 42) sent SIGTERM to the
-/// grader`, `… (3 times)`.
-pub fn sent_to_grader(who: &str, sig: i32, times: u32) -> String {
-    let times = if times > 1 { format!(" ({times} times)") } else { String::new() };
-    format!("{who} sent {} to the grader{times}", signal_name(sig))
+/// grader`.
+pub fn sent_to_grader(who: &str, sig: i32) -> String {
+    format!("{who} sent {} to the grader", signal_name(sig))
 }
 
 // ----- programs under grading ------------------------------------------------
@@ -94,8 +93,8 @@ struct Entry {
     name: String,
     /// `IPC_LAB_TOKEN=…` in its environment and its descendants'.
     token: String,
-    /// Signals it sent: who (as a phrase), signal, how often.
-    sent: Vec<(String, i32, u32)>,
+    /// Signals it sent: who (as a phrase), signal; each once.
+    sent: Vec<(String, i32)>,
 }
 
 fn programs() -> MutexGuard<'static, Vec<Entry>> {
@@ -134,7 +133,7 @@ impl Watch {
         flush();
         let mut all = programs();
         let Some(e) = all.iter_mut().find(|e| e.id == self.id) else { return Vec::new() };
-        e.sent.drain(..).map(|(who, sig, times)| sent_to_grader(&who, sig, times)).collect()
+        e.sent.drain(..).map(|(who, sig)| sent_to_grader(&who, sig)).collect()
     }
 }
 
@@ -309,9 +308,8 @@ fn receive(fd: &SignalFd) -> Vec<i32> {
         match attribute(&all, Pid::from_raw(pid)) {
             Sender::Program(i, who) => {
                 let sent = &mut all[i].sent;
-                match sent.iter_mut().find(|(w, s, _)| *w == who && *s == sig) {
-                    Some((_, _, n)) => *n += 1,
-                    None => sent.push((who, sig, 1)),
+                if !sent.iter().any(|(w, s)| *w == who && *s == sig) {
+                    sent.push((who, sig));
                 }
             }
             Sender::Ours => eprintln!(
@@ -370,11 +368,14 @@ mod tests {
 
     #[test]
     fn incident_lines() {
-        assert_eq!(sent_to_grader("sigecho (pid 42)", libc::SIGTERM, 1), "sigecho (pid 42) sent SIGTERM to the grader");
+        let program = who("sigecho", Pid::from_raw(42), true, Some("hostile"));
+        assert_eq!(sent_to_grader(&program, libc::SIGTERM), "sigecho (pid 42) sent SIGTERM to the grader");
+        let child = who("sigecho", Pid::from_raw(7), false, Some("worker"));
         assert_eq!(
-            sent_to_grader("a (pid 7), a process of sigecho,", libc::SIGUSR1, 3),
-            "a (pid 7), a process of sigecho, sent SIGUSR1 to the grader (3 times)"
+            sent_to_grader(&child, libc::SIGUSR1),
+            "worker (pid 7), a process of sigecho, sent SIGUSR1 to the grader"
         );
+        assert_eq!(who("sigecho", Pid::from_raw(7), false, None), "a process of sigecho (pid 7)");
     }
 
     #[test]
