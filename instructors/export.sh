@@ -28,7 +28,7 @@ mkdir -p "$out"
 git -C "$repo" archive --format=tar "$ref" | tar -x -C "$out"
 cd "$out"
 
-rm -rf solutions tests examples bench .ci .github/workflows/ci.yml
+rm -rf solutions tests examples bench .ci .github/workflows/ci.yml .github/workflows/gradebook.yml
 sed -E -i '/^(default-)?members *=/{s/"tests", *//; s/, *"tests"//; s/, *"solutions\/\*"//; s/"solutions\/\*", *//}' Cargo.toml
 if grep -En '^(default-)?members *=.*"(tests|solutions/\*)"' Cargo.toml >&2; then
   echo "export.sh: could not remove tests and solutions from the workspace members in Cargo.toml" >&2

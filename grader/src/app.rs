@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Args, Command};
 use crate::report::human::{self, Style};
 use crate::request::{self, Mode};
-use crate::{exercises, gradebook, grading, listing, report, status, watch};
+use crate::{exercises, gradebook, grading, hints, listing, merge, report, status, watch};
 
 /// The workspace the grader was built in.
 fn default_root() -> PathBuf {
@@ -18,10 +18,13 @@ fn default_root() -> PathBuf {
 /// Run the grader; `Ok(true)` when every graded check passed.
 pub fn run(args: Args) -> Result<bool, String> {
     let scale = args.time_scale()?;
+    crate::harness::runas::configure(crate::harness::runas::RunAs::parse(args.run_as.as_deref())?);
     let root = args.root.clone().unwrap_or_else(default_root);
     let root = root.canonicalize().map_err(|e| format!("workspace {}: {e}", root.display()))?;
-    if let Some(Command::Gradebook(book)) = &args.command {
-        return gradebook::run(&root, book, scale);
+    match &args.command {
+        Some(Command::Gradebook(book)) => return gradebook::run(&root, book, scale, args.run_as.as_deref()),
+        Some(Command::GradebookMerge(m)) => return merge::run(&m.shards, &m.out),
+        None => {}
     }
     let (mode, request) = args.into_request()?;
     match mode {
@@ -34,8 +37,8 @@ pub fn run(args: Args) -> Result<bool, String> {
             );
             Ok(true)
         }
-        Mode::Hint(id) => {
-            print!("{}", listing::hints(request::find(&exercises::all(), &id)?));
+        Mode::Hint(ask) => {
+            print!("{}", hints::render(request::find(&exercises::all(), &ask.exercise)?, &ask)?);
             Ok(true)
         }
         Mode::Watch { debounce } => watch::run(&root, &request, debounce),

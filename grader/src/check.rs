@@ -9,10 +9,11 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::harness::failure::{excerpt, grouped};
 use crate::harness::{show, Conn, Failure, Options, Program, Spec, Step, Transcript};
 
 /// A check function. A shared `&Ctx` is enough: what the context records
@@ -57,6 +58,9 @@ pub struct Exercise {
     pub slides: &'static str,
     /// Binaries the exercise crate builds; all must be present to grade it.
     pub bins: &'static [&'static str],
+    /// Its hint file, `grader/hints/<id>.toml` (see [`crate::hints`]): the
+    /// three levels of help per TODO of the skeleton, the TODOs per check.
+    pub hints: &'static str,
     pub checks: Vec<Check>,
 }
 
@@ -103,6 +107,15 @@ impl<'a> Ctx<'a> {
         self.log.borrow_mut().did(step);
     }
 
+    /// The executable the grader runs as binary `bin` (built, or given with
+    /// `--bin`).
+    pub fn bin_path(&self, bin: &str) -> Step<&Path> {
+        self.bins
+            .get(bin)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))
+    }
+
     /// Start binary `bin` with `args` and the default options.
     pub fn start(&self, bin: &str, args: &[&str]) -> Step<Program> {
         self.start_with(bin, args, |_, _| {})
@@ -111,7 +124,7 @@ impl<'a> Ctx<'a> {
     /// Start binary `bin`, letting `adjust` change the spec and options
     /// (output cap, CPU pinning, limits).
     pub fn start_with(&self, bin: &str, args: &[&str], adjust: impl FnOnce(&mut Spec, &mut Options)) -> Step<Program> {
-        let path = self.bins.get(bin).ok_or_else(|| Failure::grader(format!("no executable for binary `{bin}`")))?;
+        let path = self.bin_path(bin)?;
         {
             let mut started = self.started.borrow_mut();
             if !started.iter().any(|b| b == bin) {
@@ -119,14 +132,14 @@ impl<'a> Ctx<'a> {
             }
         }
         let mut spec = Spec {
-            path: path.clone(),
+            path: path.to_path_buf(),
             args: args.iter().map(OsString::from).collect(),
             limits: Default::default(),
             cpu: None,
         };
         let mut opts = Options { output_cap: 8 << 20, forbid_leftovers: true };
         adjust(&mut spec, &mut opts);
-        Program::start(bin, &spec, opts, self.log.clone())
+        Ok(Program::start(bin, &spec, opts, self.log.clone())?.with_time_scale(self.scale))
     }
 }
 
@@ -137,23 +150,40 @@ impl Ctx<'_> {
     }
 }
 
-/// Compare bytes; on a difference say where it starts and show both sides
-/// around it.
+/// Compare bytes. On a difference say where it starts and show both sides
+/// there: short data in full, long data as a short window around the first
+/// difference (the bytes after a mismatch say little, and a dump of them
+/// fills the screen).
 pub fn same(what: &str, got: &[u8], want: &[u8]) -> Step {
+    /// Both sides shown in full up to this many bytes.
+    const SHORT: usize = 48;
+    /// Bytes of a window before and from the first difference.
+    const BEFORE: usize = 8;
+    const FROM: usize = 16;
     if got == want {
         return Ok(());
     }
     let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-    let from = at.saturating_sub(24);
-    let window = |b: &[u8]| show(&b[from.min(b.len())..(at + 40).min(b.len())]);
-    let got_desc = if at == got.len() && got.len() < want.len() {
-        format!("{} bytes of {what}, ending after {}; the rest was missing", got.len(), window(got))
+    if got.len() <= SHORT && want.len() <= SHORT {
+        return Err(Failure::wrong(format!("{what} {} (first difference at byte {at})", show(got)), show(want)));
+    }
+    let window = |b: &[u8]| excerpt(b, at.saturating_sub(BEFORE), at + FROM);
+    let (n_got, n_want) = (grouped(got.len()), grouped(want.len()));
+    let (got_desc, want_desc) = if at == got.len() {
+        (
+            format!("{what}: only the first {n_got} of {n_want} bytes, ending {}", window(got)),
+            format!("{} from byte {} on", window(want), grouped(at)),
+        )
     } else if at == want.len() {
-        format!("{what} correct for {} bytes, then extra bytes {}", want.len(), window(got))
+        (
+            format!("{what}: the {n_want} bytes expected, then {} more: {}", grouped(got.len() - at), window(got)),
+            format!("nothing after byte {n_want}"),
+        )
     } else {
-        format!("{what} differing at byte {at}: {} ({} bytes in all)", window(got), got.len())
+        let of = if got.len() == want.len() { n_want } else { format!("{n_want} ({n_got} received)") };
+        (format!("{what}: first difference at byte {} of {of}: {}", grouped(at), window(got)), window(want))
     };
-    Err(Failure::wrong(got_desc, format!("{} at that place ({} bytes in all)", window(want), want.len())))
+    Err(Failure::wrong(got_desc, want_desc))
 }
 
 /// Compare one line.
@@ -162,5 +192,28 @@ pub fn same_line(got: &[u8], want: &str) -> Step {
         Ok(())
     } else {
         Err(Failure::wrong(format!("the line {}", show(got)), format!("`{want}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_mismatch_is_where_it_starts_not_a_dump() {
+        let want = vec![b'a'; 10_485_760];
+        let mut got = want.clone();
+        got[4096] = b'b';
+        let f = same("the 10 MiB", &got, &want).unwrap_err();
+        assert!(
+            f.got.starts_with("the 10 MiB: first difference at byte 4\u{a0}096 of 10\u{a0}485\u{a0}760: …`"),
+            "{}",
+            f.got
+        );
+        assert!(f.got.chars().count() < 140 && f.expected.chars().count() < 100, "{f:?}");
+        let f = same("the 10 MiB", &want[..5000], &want).unwrap_err();
+        assert!(f.got.starts_with("the 10 MiB: only the first 5\u{a0}000 of 10\u{a0}485\u{a0}760 bytes"), "{}", f.got);
+        let f = same("x", b"short", b"shirt").unwrap_err();
+        assert_eq!((f.got.as_str(), f.expected.as_str()), ("x `short` (first difference at byte 2)", "`shirt`"));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
+use crate::hints::{Ask, Level};
 use crate::report::Output;
 use crate::request::{Mode, Request, Side};
 use crate::results::Format;
@@ -19,7 +20,7 @@ use crate::results::Format;
 #[command(
     name = "cargo grade",
     version,
-    after_help = "Examples:\n  cargo grade                         grade every exercise\n  cargo grade signals                 grade one exercise\n  cargo grade signals --check sigint  only checks whose id contains `sigint`\n  cargo grade --watch signals         regrade whenever you save\n  cargo grade signals --bin sigecho=./a.out   grade any executable (C, …)\n  cargo grade --solutions             grade the reference solutions\n  cargo grade --submission ../alice   grade a student's checkout with these checks\n  cargo grade gradebook subs/*        grade many checkouts into a CSV gradebook"
+    after_help = "Examples:\n  cargo grade                         grade every exercise\n  cargo grade signals                 grade one exercise\n  cargo grade signals --check sigint  only checks whose id contains `sigint`\n  cargo grade --watch signals         regrade whenever you save\n  cargo grade signals --bin sigecho=./a.out   grade any executable (C, …)\n  cargo grade --solutions             grade the reference solutions\n  cargo grade --submission ../alice   grade a student's checkout with these checks\n  cargo grade gradebook subs/*        grade many checkouts into a CSV gradebook\n  cargo grade gradebook subs/* --shard 2/10 --out shard-2   grade one part of a class\n  cargo grade gradebook-merge shard-* --out gradebook       merge the parts"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -74,9 +75,15 @@ pub struct Args {
     #[arg(long)]
     pub list: bool,
 
-    /// Print the hints of EXERCISE.
+    /// Print the hints of EXERCISE, for every TODO of its skeleton or, with
+    /// --check, for the TODOs behind those checks.
     #[arg(long, value_name = "EXERCISE")]
     pub hint: Option<String>,
+
+    /// How much --hint gives away: 1 the concept (default), 2 the API (nix
+    /// items, man pages), 3 the step, nearly the code.
+    #[arg(long, value_name = "N")]
+    pub level: Option<u8>,
 
     /// Rebuild and regrade whenever a file of the exercise crates changes
     /// (all exercises, or only EXERCISE). Ctrl-C quits.
@@ -91,6 +98,12 @@ pub struct Args {
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// When the grader runs as root: run student programs as USER, as UID,
+    /// each as a uid of its own from FIRST-LAST (default: 60578-61183), or
+    /// as root (`root`). A grader that is not root runs them as its own user.
+    #[arg(long, value_name = "USER|UID|FIRST-LAST|root", env = "GRADER_RUN_AS", global = true)]
+    pub run_as: Option<String>,
+
     /// Workspace to grade (default: the one the grader was built in).
     #[arg(long, value_name = "DIR", hide = true, global = true)]
     pub root: Option<PathBuf>,
@@ -101,6 +114,9 @@ pub enum Command {
     /// Grade many student checkouts, each isolated, into a CSV gradebook
     /// plus one JSON report per submission.
     Gradebook(GradebookArgs),
+    /// Merge the folders of `gradebook --shard I/N` (all N of one class)
+    /// into one gradebook; prints a Markdown summary.
+    GradebookMerge(MergeArgs),
 }
 
 #[derive(Debug, Clone, ClapArgs)]
@@ -125,6 +141,23 @@ pub struct GradebookArgs {
     /// scaled by --time-scale).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub timeout: u64,
+
+    /// Grade only part I of N (1-based): the submissions' names sorted and
+    /// dealt round-robin. Give every shard all the submissions; merge the
+    /// shards' folders with `gradebook-merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct MergeArgs {
+    /// The shards' gradebook folders (each has a `shard.json`).
+    #[arg(value_name = "DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+
+    /// Folder for the merged `gradebook.csv`, reports and logs.
+    #[arg(long, value_name = "DIR", default_value = "gradebook")]
+    pub out: PathBuf,
 }
 
 impl Args {
@@ -146,8 +179,13 @@ impl Args {
         let mut exercises = self.exercises;
         let mode = if self.list {
             Mode::List
-        } else if let Some(id) = self.hint {
-            Mode::Hint(id)
+        } else if let Some(exercise) = self.hint {
+            let level = match self.level {
+                None => Level::Concept,
+                Some(n) => Level::from_number(n)
+                    .ok_or_else(|| format!("--level is 1 (the concept), 2 (the API) or 3 (the step), not {n}"))?,
+            };
+            Mode::Hint(Ask { exercise, check: self.check.clone(), level })
         } else if let Some(watched) = self.watch {
             exercises.extend(watched);
             Mode::Watch { debounce: Duration::from_millis(self.debounce_ms) }
@@ -168,14 +206,16 @@ impl Args {
 
     /// `--list`, `--hint` and `--watch` each do one thing of their own, so
     /// they exclude each other; listing and hints grade nothing, so they
-    /// take no option about grading or reports; watch mode shows its own
-    /// view, so it takes none about reports. One line each, like every
-    /// usage error (clap's `conflicts_with` would print a usage block).
+    /// take no option about grading or reports (but `--hint` takes
+    /// `--check` to choose the checks whose hints it prints); watch mode
+    /// shows its own view, so it takes none about reports. One line each,
+    /// like every usage error (clap's `conflicts_with` would print a usage
+    /// block).
     fn refuse_clashes(&self) -> Result<(), String> {
         let submission = (self.submission.is_some(), "--submission");
-        let grading = [
+        let check = (self.check.is_some(), "--check");
+        let selecting = [
             (!self.exercises.is_empty(), "EXERCISE arguments"),
-            (self.check.is_some(), "--check"),
             (!self.bins.is_empty(), "--bin"),
             (self.solutions, "--solutions"),
             submission,
@@ -188,8 +228,11 @@ impl Args {
             (self.github, "--github"),
         ];
         let (hint, watch) = ((self.hint.is_some(), "--hint"), (self.watch.is_some(), "--watch"));
-        refuse(self.list, "--list shows every exercise", &[&[hint, watch], &grading, &reporting])?;
-        refuse(hint.0, "--hint prints the hints of one exercise", &[&[watch], &grading, &reporting])?;
+        if self.level.is_some() && !hint.0 {
+            return Err("--level chooses how much --hint gives away and needs --hint EXERCISE".into());
+        }
+        refuse(self.list, "--list shows every exercise", &[&[hint, watch, check], &selecting, &reporting])?;
+        refuse(hint.0, "--hint prints the hints of one exercise", &[&[watch], &selecting, &reporting])?;
         refuse(watch.0, "--watch shows its own view", &[&[submission], &reporting])
     }
 }

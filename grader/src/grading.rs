@@ -71,7 +71,12 @@ pub fn grade(root: &Path, request: &Request) -> Result<Report, String> {
         scale: request.time_scale,
         rerun: request.rerun(),
     };
-    Ok(runner::run(&jobs, &settings))
+    let report = runner::run(&jobs, &settings);
+    // Every check killed what its programs started. What slipped all of its
+    // nets came to the grader as orphans: it dies now, before any report is
+    // written (a daemon left running could rewrite the report file).
+    crate::harness::reaper::kill_strays();
+    Ok(report)
 }
 
 /// `--bin NAME=PATH` → NAME → absolute PATH, each checked.

@@ -9,6 +9,7 @@
 //! ARCHITECTURE.md at the repository root for the map.
 
 pub mod app;
+pub mod atomic;
 pub mod builder;
 pub mod check;
 pub mod cli;
@@ -17,13 +18,18 @@ pub mod exercises;
 pub mod gradebook;
 pub mod grading;
 pub mod harness;
+pub mod hints;
 pub mod interrupt;
 pub mod listing;
+pub mod merge;
 pub mod probe;
+pub mod protect;
 pub mod report;
 pub mod request;
 pub mod results;
 pub mod runner;
+pub mod shard;
 pub mod status;
 pub mod submission;
+pub mod text;
 pub mod watch;

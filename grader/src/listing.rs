@@ -1,5 +1,6 @@
-//! What `--list` and `--hint` print: the registry of exercises and checks
-//! as text, with the last run's status where one was remembered.
+//! What `--list` prints: the registry of exercises and checks as text, with
+//! the last run's status where one was remembered. (`--hint` is
+//! [`crate::hints`].)
 
 use crate::check::Exercise;
 use crate::report::human::{self, Style};
@@ -67,16 +68,6 @@ fn word(status: Status) -> &'static str {
     }
 }
 
-/// The hints of every check of `e`, and the slides it belongs to.
-pub fn hints(e: &Exercise) -> String {
-    let mut s = format!("{} — {}\nSlides: {}\n\n", e.id, e.title, e.slides);
-    for c in &e.checks {
-        let hint = c.hint.split_whitespace().collect::<Vec<_>>().join(" ");
-        s.push_str(&format!("{} — {}\n  {hint}\n\n", c.id, c.title));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,16 +95,5 @@ mod tests {
         let marks = list(&all, Some(&last), true, &Style::PLAIN, 100);
         assert!(find(&marks, &format!("  ✗ {first} ")), "{marks}");
         assert!(find(&marks, &format!("  · {second} ")), "{marks}");
-    }
-
-    #[test]
-    fn hints_name_the_slides_and_every_check() {
-        let all = crate::exercises::all();
-        let signals = crate::request::find(&all, "signals").unwrap();
-        let text = hints(signals);
-        assert!(text.starts_with(&format!("signals — {}\nSlides: {}\n\n", signals.title, signals.slides)), "{text}");
-        for c in &signals.checks {
-            assert!(text.contains(&format!("{} — {}\n  ", c.id, c.title)), "{text}");
-        }
     }
 }

@@ -22,8 +22,11 @@ fn main() -> ExitCode {
     // user namespace.
     signals::block_all();
     let args = grader::cli::Args::parse();
-    reaper::become_subreaper();
+    // Before the grader makes itself non-dumpable: a non-dumpable process
+    // cannot write its own `uid_map` in a fresh user namespace.
     pidns::prepare();
+    grader::protect::make_undumpable();
+    reaper::become_subreaper();
     // In watch mode Ctrl-C is how the student stops the grader.
     interrupt::guard(if args.watch.is_some() { Sigint::Quits("watch stopped") } else { Sigint::Interrupts });
     let outcome = grader::app::run(args);

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use crate::check::Exercise;
 use crate::harness::program::shell_word;
+use crate::hints::Ask;
 use crate::report::Output;
 
 /// What this run of the grader does.
 pub enum Mode {
     /// `--list`: every exercise and check, with the last run's status.
     List,
-    /// `--hint EXERCISE`: the hints of one exercise.
-    Hint(String),
+    /// `--hint EXERCISE [--check ID] [--level N]`: hints of one exercise.
+    Hint(Ask),
     /// `--watch`: regrade after every change, waiting `debounce` after the
     /// last one.
     Watch { debounce: Duration },

@@ -4,6 +4,11 @@
 //! marked `timing` run afterwards, together: they spend their time waiting
 //! on idle programs, and not sharing the CPU with the heavy checks keeps
 //! their upper bounds honest.
+//!
+//! This is where what programs and the compiler said enters the results:
+//! every failure text, transcript step and compiler message passes
+//! [`text::escape`] here, so no report, file or later reader gets a raw
+//! control character from them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,7 +19,8 @@ use std::time::Instant;
 use crate::check::{Check, Ctx, Exercise};
 use crate::harness::{Failure, Kind};
 use crate::request::Rerun;
-use crate::results::{CheckResult, Detail, ExerciseResult, Location, Report, Status};
+use crate::results::{CheckResult, Detail, Diagnosis, ExerciseResult, Location, Report, Status};
+use crate::text;
 
 /// Where an exercise's executables come from.
 pub enum Bins {
@@ -63,7 +69,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
             let check = &job.exercise.checks[c];
             match &job.bins {
                 Bins::BuildError(msg) => {
-                    results.insert((e, c), build_failed(job, check, msg, settings));
+                    results.insert((e, c), build_failed(job, check, &text::escape(msg), settings));
                 }
                 Bins::Ready(_) if check.timing => queue_timing.push_back((e, c)),
                 Bins::Ready(_) => queue_fast.push_back((e, c)),
@@ -93,7 +99,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
             score: checks.iter().map(|c| c.points).sum(),
             max_score: checks.iter().map(|c| c.max_points).sum(),
             build_error: match &job.bins {
-                Bins::BuildError(m) => Some(m.clone()),
+                Bins::BuildError(m) => Some(text::escape(m).into_owned()),
                 Bins::Ready(_) => None,
             },
             checks,
@@ -154,14 +160,19 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
             log.incidents.join("; "),
             "signals only to the program's own processes: never to its parent (the grader), nor to every process",
         )
-        .with_hint(
+        .diagnosed(
+            "a process of the program signalled its parent, the grader: a signal like that would have ended (or \
+             stopped) the whole grading",
             "`kill(getppid(), …)` signals the grader, and so does a child that outlives its parent (the grader \
              adopts it). `kill(-1, …)` — often a failed `fork`'s -1 used as a pid — signals every process the user \
              may signal. Check what `fork` returned before using it as a pid.",
         )),
         Ok(()) if !log.leftovers.is_empty() => {
             Err(Failure::new(Kind::LeftBehind, log.leftovers.join("; "), "no process left once the program has exited")
-                .with_hint("wait for every child you fork (waitpid) and do not leave daemons behind"))
+                .diagnosed(
+                    "a process the program started outlived it",
+                    "wait for every child you fork (`waitpid`) and do not leave daemons behind",
+                ))
         }
         other => other,
     };
@@ -169,16 +180,20 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let rerun = settings.rerun.check(job.exercise.id, check.id);
     let result = match outcome {
         Ok(()) => CheckResult::passed(check.id, check.title, check.points, rerun),
-        Err(f) if f.kind == Kind::Skipped => CheckResult::skipped(check.id, check.title, &f.got, rerun),
+        Err(f) if f.kind == Kind::Skipped => CheckResult::skipped(check.id, check.title, &text::escape(&f.got), rerun),
         Err(f) => {
-            let mut hints: Vec<String> = f.hint.into_iter().collect();
-            hints.push(check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
+            let escape = |s: &str| text::escape(s).into_owned();
+            // The diagnosis's hint fits what was seen; the check's general
+            // hint is shown only when nothing more specific is known.
+            let hint = f.diagnosis.is_none().then(|| check.hint.split_whitespace().collect::<Vec<_>>().join(" "));
+            let diagnosis = f.diagnosis.map(|d| Diagnosis::new(escape(&d.what_it_means), escape(&d.hint)));
             let detail = Detail {
                 kind: f.kind,
-                did: shorten(&log.steps),
-                got: f.got,
-                expected: f.expected,
-                hints,
+                did: shorten(&log.steps).iter().map(|s| escape(s)).collect(),
+                got: escape(&f.got),
+                expected: escape(&f.expected),
+                diagnosis,
+                hint,
                 location: f.location,
             };
             CheckResult::failed(check.id, check.title, check.points, detail, rerun)
@@ -196,9 +211,11 @@ fn build_failed(job: &Job, check: &Check, msg: &str, settings: &Settings) -> Che
         did: vec![format!("built the `{}` crate", job.exercise.id)],
         got: first.to_string(),
         expected: "the crate to compile".into(),
-        hints: vec![
-            "fix the compiler errors shown above the table; every check of this exercise needs the binary".into()
-        ],
+        diagnosis: Some(Diagnosis::new(
+            "the crate did not compile, so no check of this exercise can run",
+            "fix the compiler errors shown above the table",
+        )),
+        hint: None,
         location: Location::in_compiler_message(msg),
     };
     let rerun = settings.rerun.check(job.exercise.id, check.id);

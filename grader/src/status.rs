@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -105,11 +105,9 @@ fn try_remember(root: &Path, report: &Report) -> io::Result<()> {
     let _lock = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
     let mut last = load(root).unwrap_or_default();
     last.merge(report, now());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, &last).map_err(io::Error::other)?;
-    tmp.write_all(b"\n")?;
-    tmp.persist(&file).map_err(|e| e.error)?;
-    Ok(())
+    let mut json = serde_json::to_vec_pretty(&last).map_err(io::Error::other)?;
+    json.push(b'\n');
+    crate::atomic::write(&file, &json)
 }
 
 /// Seconds since the Unix epoch.

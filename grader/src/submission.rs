@@ -2,12 +2,18 @@
 //! grader and checks.
 //!
 //! Only the exercise crates of the checkout (`DIR/exercises/<id>/`) are
-//! used. They are copied into a private scratch workspace under
-//! `target/ipc-lab/submissions/` whose root manifest and `Cargo.lock` come
-//! from the instructor's repository, so the student's copy of the grader,
-//! tests, workflows, `.cargo/config.toml` and `rust-toolchain.toml` never
-//! take part. One crate whose manifest is broken or renamed costs only that
-//! exercise.
+//! used. They are copied into a private scratch workspace whose root
+//! manifest and `Cargo.lock` come from the instructor's repository, so the
+//! student's copy of the grader, tests, workflows, `.cargo/config.toml` and
+//! `rust-toolchain.toml` never take part. One crate whose manifest is
+//! broken or renamed costs only that exercise.
+//!
+//! The scratch workspace lies *outside* the instructors' repository (under
+//! the user's cache folder, see [`scratch_base`]) and holds nothing but the
+//! staged crates and a build cache: no `solutions/`, no `tests/`. A staged
+//! crate may read only its own files: a manifest that names a path outside
+//! the crate's folder ([`manifest`]) or Rust code that includes one
+//! ([`sources`]) is refused, and the exercise scores as if it had no code.
 //!
 //! Building from scratch would compile `nix` for every submission; instead
 //! the scratch target directory starts as a copy of a *warm* one (the
@@ -15,12 +21,17 @@
 //! Cargo rebuilds only the student's crates.
 //!
 //! Build scripts and proc macros of a student's crate still run on this
-//! machine when it builds: grade untrusted submissions in a throwaway
-//! container or VM (INSTRUCTORS.md).
+//! machine when it builds, as the grader's user, and can read whatever that
+//! user can: grade untrusted submissions in a throwaway container or VM
+//! (INSTRUCTORS.md, "Isolation, and its limits").
+
+mod manifest;
+mod sources;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -33,6 +44,10 @@ const SIDE: Side = Side::Exercises;
 /// Most bytes copied from one checkout (a hostile checkout must not fill
 /// the disk).
 const MAX_BYTES: u64 = 64 << 20;
+
+/// How the reason for a refused crate starts: it is the crate's build
+/// error, and the gradebook marks the submission's row `error` for it.
+pub const REFUSED: &str = "error: refused: ";
 
 /// A staged submission: a scratch workspace, removed when dropped.
 pub struct Staged {
@@ -60,8 +75,7 @@ pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
     if !theirs.is_dir() {
         return Err(format!("{what}: no exercises/ folder (expected a checkout of the course repository)"));
     }
-    let base = root.join("target").join("ipc-lab").join("submissions");
-    fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+    let base = scratch_base(root)?;
     remove_stale(&base);
     let scratch = tempfile::Builder::new()
         .prefix(&format!("sub-{}-", std::process::id()))
@@ -82,17 +96,69 @@ pub fn stage(root: &Path, dir: &Path) -> Result<Staged, String> {
         if !from.join("Cargo.toml").is_file() {
             continue; // reported as a missing crate when graded
         }
-        if let Err(why) = check_manifest(&from.join("Cargo.toml"), ex.id) {
-            problems.insert(ex.id.to_string(), why);
-            continue;
-        }
+        // Judged as staged: what is checked is what gets built.
         let to = scratch.path().join(SIDE.crate_dir(&ex));
-        if let Err(e) = copy_tree(&from, &to, &mut budget) {
-            problems.insert(ex.id.to_string(), format!("could not copy {}: {e}", SIDE.crate_dir(&ex)));
+        let verdict = copy_tree(&from, &to, &mut budget)
+            .map_err(|e| format!("could not copy {}: {e}", SIDE.crate_dir(&ex)))
+            .and_then(|()| manifest::check(&to, ex.id))
+            .and_then(|()| sources::check(&to, ex.id));
+        if let Err(why) = verdict {
+            problems.insert(ex.id.to_string(), why);
             let _ = fs::remove_dir_all(&to);
         }
     }
     Ok(Staged { dir: scratch, problems })
+}
+
+/// Where scratch workspaces are made: `$XDG_CACHE_HOME/ipc-lab/submissions`
+/// (by default `~/.cache/…`), else the system's temporary folder. Not
+/// under the repository, whose `solutions/` a relative path would find;
+/// and not directly in a shared `/tmp`, where anyone could plant a
+/// `.cargo/config.toml` in a parent folder that Cargo would read.
+pub fn scratch_base(root: &Path) -> Result<PathBuf, String> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .and_then(absolute)
+        .or_else(|| std::env::var_os("HOME").and_then(absolute).map(|h| h.join(".cache")));
+    let base = match cache {
+        Some(cache) => cache.join("ipc-lab").join("submissions"),
+        None => std::env::temp_dir()
+            .join(format!("ipc-lab-submissions-{}", fs::metadata("/proc/self").map_or(0, |m| m.uid()))),
+    };
+    fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+    let real = base.canonicalize().map_err(|e| format!("{}: {e}", base.display()))?;
+    if real.starts_with(root) {
+        return Err(format!(
+            "the scratch folder for submissions, {}, lies inside the instructors' repository {}: set XDG_CACHE_HOME to a folder outside it",
+            real.display(),
+            root.display()
+        ));
+    }
+    Ok(real)
+}
+
+/// Whether `path` (from a manifest or a source file), taken from the folder
+/// `from` inside a crate (both relative to the crate's folder), stays inside
+/// that crate's folder at every step. Judged by the words alone: a staged
+/// crate holds no symlinks.
+fn inside(from: &Path, path: &str) -> bool {
+    let mut depth = 0usize;
+    for part in from.components().chain(Path::new(path).components()) {
+        match part {
+            Component::CurDir => {}
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// The one-line reason a staged crate is refused: `file` (and `line`) of
+/// the crate, then `what` it names.
+fn refusal(file: &str, line: Option<usize>, what: &str) -> String {
+    let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+    format!("{REFUSED}{file}{at}: {what}; a submission is built from its own files only")
 }
 
 /// Scratch workspaces of graders that are gone: a grader stopped by a
@@ -143,24 +209,6 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// The crate's manifest must parse and name the package the grader builds.
-fn check_manifest(path: &Path, id: &str) -> Result<(), String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("exercises/{id}/Cargo.toml: {e}"))?;
-    let manifest: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        format!("exercises/{id}/Cargo.toml does not parse: {}", first_line(&e.to_string()))
-    })?;
-    let name = manifest.get("package").and_then(|p| p.get("name")).and_then(toml::Value::as_str);
-    match name {
-        Some(n) if n == id => Ok(()),
-        Some(n) => Err(format!("exercises/{id}/Cargo.toml names the package `{n}`; it must stay `{id}`")),
-        None => Err(format!("exercises/{id}/Cargo.toml has no [package] name")),
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
 }
 
 /// Copy a crate folder: regular files and folders only (no symlinks, which

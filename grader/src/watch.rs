@@ -80,7 +80,7 @@ pub fn run(root: &Path, request: &Request, debounce: Duration) -> Result<bool, S
         if let (Ok(report), true) = (&outcome, request.remembered()) {
             crate::status::remember(root, report);
         }
-        show(&screen(&outcome, &watching, st));
+        show(&screen(&outcome, &watching, st, crate::report::wrap::stdout_width()));
         // Ends only by Ctrl-C (which exits) or a watcher that stopped.
         changed = next_changes(&rx, root, &crates)?;
     }
@@ -164,19 +164,19 @@ fn header(run: u64, changed: &[String], st: &Style) -> String {
 /// The compact view of one run: a line per exercise, the progress, the
 /// first thing to fix in full (a compiler message or a failing check, as
 /// the report shows it), and what is watched.
-fn screen(outcome: &Result<Report, String>, watching: &str, st: &Style) -> String {
+fn screen(outcome: &Result<Report, String>, watching: &str, st: &Style, width: usize) -> String {
     let mut o = String::new();
     match outcome {
         Err(e) => {
             let _ = writeln!(o, "{}grader: {e}{}", st.red, st.reset);
         }
-        Ok(report) => summary(&mut o, report, st),
+        Ok(report) => summary(&mut o, report, st, width),
     }
     let _ = writeln!(o, "\n{}watching {watching} for changes — Ctrl-C to quit{}", st.dim, st.reset);
     o
 }
 
-fn summary(o: &mut String, report: &Report, st: &Style) {
+fn summary(o: &mut String, report: &Report, st: &Style, width: usize) {
     let complete = |e: &crate::results::ExerciseResult| {
         e.build_error.is_none() && e.checks.iter().all(|c| matches!(c.status, Status::Passed | Status::Skipped))
     };
@@ -210,11 +210,11 @@ fn summary(o: &mut String, report: &Report, st: &Style) {
         }
         Some(e) if e.build_error.is_some() => {
             let _ = writeln!(o, "{}{}{}", st.bold, e.id, st.reset);
-            human::build_error(o, e.build_error.as_deref().unwrap_or_default(), st);
+            human::build_error(o, e.build_error.as_deref().unwrap_or_default(), st, width);
         }
         Some(e) => {
             if let Some(c) = e.checks.iter().find(|c| c.detail.is_some()) {
-                human::failure(o, &e.id, c, st);
+                human::failure(o, &e.id, c, st, width);
             }
         }
     }
@@ -307,12 +307,12 @@ mod tests {
                 None,
             ),
         ]);
-        let text = screen(&Ok(r), "exercises/", &Style::PLAIN);
+        let text = screen(&Ok(r), "exercises/", &Style::PLAIN, 80);
         assert!(text.contains("  ✓ framing   10/10"), "{text}");
         assert!(text.contains("  ✗ signals   10/30"), "{text}");
         assert!(text.contains("\n1/2 exercises complete · 20/40 points\n"), "{text}");
         assert!(text.contains("signals/echo — echo works (wrong output)"), "{text}");
-        assert!(text.contains("  rerun:    cargo grade x --check echo"), "{text}");
+        assert!(text.contains("  rerun:     cargo grade x --check echo"), "{text}");
         assert!(!text.contains("got of eof"), "only the first failure: {text}");
         assert!(text.ends_with("\nwatching exercises/ for changes — Ctrl-C to quit\n"), "{text}");
         assert!(!text.contains('\x1b'), "plain style, no escape codes: {text}");
@@ -325,15 +325,15 @@ mod tests {
             vec![check("ready", Some(Kind::BuildError))],
             Some("error[E0308]: mismatched types\n --> src/main.rs:3:5"),
         )]);
-        let text = screen(&Ok(r), "exercises/signals/", &Style::PLAIN);
+        let text = screen(&Ok(r), "exercises/signals/", &Style::PLAIN, 80);
         assert!(text.contains("  ! signals    0/10  build failed"), "{text}");
         assert!(text.contains("    error[E0308]: mismatched types\n     --> src/main.rs:3:5\n"), "{text}");
 
-        let text = screen(&Err("cannot run cargo: No such file".into()), "exercises/", &Style::PLAIN);
+        let text = screen(&Err("cannot run cargo: No such file".into()), "exercises/", &Style::PLAIN, 80);
         assert!(text.starts_with("grader: cannot run cargo: No such file\n"), "{text}");
 
         let done = report(vec![exercise("signals", vec![check("ready", None)], None)]);
-        let text = screen(&Ok(done), "exercises/", &Style::COLOR);
+        let text = screen(&Ok(done), "exercises/", &Style::COLOR, 80);
         assert!(text.contains("every check passes"), "{text}");
         assert!(text.contains('\x1b'), "colour when asked for: {text}");
     }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use grader::harness::{procfs, Options, Program, Spec};
+use grader::probe::Report;
 use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
@@ -43,8 +44,19 @@ fn programs_start_clean_even_from_a_dirty_grader() {
     p.close_stdin();
     let exit = p.wait_exit("the probe to exit", Duration::from_secs(10)).unwrap();
     assert_eq!(exit, grader::harness::Exit::Code(0));
-    let report = String::from_utf8_lossy(p.stderr()).trim().to_string();
-    assert_eq!(report, "probe clean fds=0,1,2 sigpipe=default sigign=0 sigblk=0");
+    let line = String::from_utf8_lossy(p.stderr()).trim().to_string();
+    let report = Report::parse(&line).unwrap_or_else(|| panic!("not a probe report: {line}"));
+    let me = std::env::current_exe().unwrap().canonicalize().unwrap();
+    let want = Report {
+        tag: "clean".into(),
+        pid: p.pid().as_raw(),
+        fds: vec![0, 1, 2],
+        sigpipe_ignored: false,
+        sigign: 0,
+        sigblk: 0,
+        parent: me.to_string_lossy().into_owned(),
+    };
+    assert_eq!(report, want);
 }
 
 #[test]

@@ -34,7 +34,11 @@ fn cmd() -> Command {
 #[case::list_with_solutions(&["--list", "--solutions"], "--list shows every exercise and cannot be combined with --solutions")]
 #[case::list_with_output(&["--list", "--output", "x.txt"], "--list shows every exercise and cannot be combined with --output")]
 #[case::hint_with_watch(&["--hint", "signals", "--watch", "signals"], "--hint prints the hints of one exercise and cannot be combined with --watch")]
-#[case::hint_with_check(&["--hint", "signals", "--check", "eof"], "--hint prints the hints of one exercise and cannot be combined with --check")]
+#[case::hint_with_solutions(&["--hint", "signals", "--solutions"], "--hint prints the hints of one exercise and cannot be combined with --solutions")]
+#[case::hint_unknown_check(&["--hint", "signals", "--check", "nosuch"], "no check id of signals contains `nosuch`")]
+#[case::hint_level_out_of_range(&["--hint", "signals", "--level", "4"], "--level is 1 (the concept), 2 (the API) or 3 (the step), not 4")]
+#[case::level_without_hint(&["signals", "--level", "2"], "--level chooses how much --hint gives away and needs --hint EXERCISE")]
+#[case::list_with_check(&["--list", "--check", "eof"], "--list shows every exercise and cannot be combined with --check")]
 #[case::hint_with_jobs(&["--hint", "signals", "-j", "2"], "--hint prints the hints of one exercise and cannot be combined with --jobs")]
 fn usage_errors_are_one_line_and_exit_2(#[case] args: &[&str], #[case] message: &str) {
     let out = cmd().args(args).assert().code(2).stdout("");
@@ -99,12 +103,22 @@ fn list_shows_the_last_run_merged_per_check_and_survives_a_corrupt_file() {
 }
 
 #[test]
-fn hint_prints_the_exercise_hints_and_slides() {
-    cmd()
-        .args(["--hint", "signals"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("Slides:").and(predicate::str::contains("SA_RESTART")));
+fn hints_come_in_levels_per_todo_and_per_check() {
+    let text = |args: &[&str]| {
+        let out = cmd().args(args).assert().success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    let concept = text(&["--hint", "signals"]);
+    assert!(concept.contains("Slides:") && concept.contains("Level 1 of 3: the concept"), "{concept}");
+    assert!(concept.contains("TODO 5 — echo_loop (exercises/signals/src/main.rs)"), "{concept}");
+    assert!(concept.contains("\n  cargo grade --hint signals --level 2\n"), "{concept}");
+    assert!(!concept.contains("SaFlags"), "level 1 names no API:\n{concept}");
+
+    let api = text(&["--hint", "signals", "--check", "sigint-idle", "--level", "2"]);
+    assert!(api.contains("signals/sigint-idle — ") && api.contains("SA_RESTART"), "{api}");
+    assert!(!api.contains("TODO 4 — assemble_lines"), "only the TODOs behind the check:\n{api}");
+    assert!(api.contains("\n  cargo grade --hint signals --check sigint-idle --level 3\n"), "{api}");
+    assert!(api.lines().all(|l| l.chars().count() <= 80), "{api}");
 }
 
 #[test]
@@ -153,6 +167,6 @@ fn failing_check_exits_1_and_names_the_rerun_command() {
     // `true` is an executable that does nothing: every check fails.
     let out = cmd().args(["signals", "--check", "eof", "--bin", "sigecho=/bin/true"]).assert().code(1);
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(text.contains("rerun:    cargo grade --bin sigecho=/bin/true signals --check eof"), "{text}");
+    assert!(text.contains("rerun:     cargo grade --bin sigecho=/bin/true signals --check eof"), "{text}");
     assert!(text.contains("sigecho exited with status 0"), "{text}");
 }

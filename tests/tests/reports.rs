@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use ipc_lab_tests::{grader_cmd, root};
+use ipc_lab_tests::{grader_cmd, registry, root};
 use serde_json::Value;
 
 /// What one grader run wrote.
@@ -181,18 +181,25 @@ fn assert_summary_matches(md: &str, json: &Value) {
     }
 }
 
-/// The workflow commands on stdout: they follow the human report, one line
-/// each. Returns the `::error` lines.
+/// The report on stdout with `--github`: between `::stop-commands::TOKEN`
+/// and `::TOKEN::`, where GitHub runs no command; and what follows it.
+fn fenced(stdout: &str) -> (&str, &str) {
+    let (start, rest) = stdout.split_once('\n').expect("a first line");
+    let token = start.strip_prefix("::stop-commands::").unwrap_or_else(|| panic!("not fenced:\n{stdout}"));
+    let (report, after) = rest.split_once(&format!("::{token}::\n")).unwrap_or_else(|| panic!("no end:\n{stdout}"));
+    (report, after)
+}
+
+/// The workflow commands on stdout: they follow the fenced human report, one
+/// line each. Returns the `::error` lines.
 fn annotations(stdout: &str) -> Vec<&str> {
-    let lines: Vec<&str> = stdout.lines().collect();
-    let first = lines.iter().position(|l| l.starts_with("::")).unwrap_or(lines.len());
-    assert!(lines[..first].iter().any(|l| l.starts_with("Total ")), "the human report comes first:\n{stdout}");
+    let (report, after) = fenced(stdout);
+    assert!(report.lines().any(|l| l.starts_with("Total ")), "the human report comes first:\n{stdout}");
     assert!(
-        lines[first..].iter().all(|l| l.starts_with("::error ") || l.starts_with("::notice ")),
-        "every line after the human report is one workflow command:\n{}",
-        lines[first..].join("\n")
+        after.lines().all(|l| l.starts_with("::error ") || l.starts_with("::notice ")),
+        "every line after the human report is one workflow command:\n{after}"
     );
-    lines[first..].iter().copied().filter(|l| l.starts_with("::error ")).collect()
+    after.lines().filter(|l| l.starts_with("::error ")).collect()
 }
 
 /// `key=value` properties of a workflow command.
@@ -207,17 +214,18 @@ fn skeletons_fail_every_check_in_every_format() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(!r.stdout.contains('\x1b'), "no colour codes when stdout is not a terminal");
     let all = checks(&r.json);
-    assert_eq!(all.len(), 66);
+    let total: usize = registry().iter().map(|e| e.checks.len()).sum();
+    assert_eq!(all.len(), total);
     assert!(all.iter().all(|(_, c)| c["status"] == "failed"));
     assert_junit_matches(&r.junit, &r.json);
     assert_gradescope_matches(&r.gradescope, &r.json, &r.stdout);
     let md = r.summary.as_deref().unwrap();
     assert_summary_matches(md, &r.json);
-    assert_eq!(md.matches("<details>").count(), 66, "every failure in detail");
+    assert_eq!(md.matches("<details>").count(), total, "every failure in detail");
     assert!(!md.contains('\x1b'));
 
     // One annotation per `todo!()` place, naming every check waiting for
-    // it; together with the notice (if any) they account for all 66.
+    // it; together with the notice (if any) they account for all.
     let errors = annotations(&r.stdout);
     assert!(!errors.is_empty() && errors.len() <= 10, "{}", r.stdout);
     let notice: usize = r
@@ -252,7 +260,7 @@ fn skeletons_fail_every_check_in_every_format() {
             named += 1;
         }
     }
-    assert_eq!(named + notice, 66, "{}", r.stdout);
+    assert_eq!(named + notice, total, "{}", r.stdout);
 }
 
 #[test]
@@ -308,7 +316,7 @@ fn github_without_a_summary_file_warns_once_and_keeps_the_exit_status() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("GITHUB_STEP_SUMMARY is not set;"), "{stderr}");
-    assert!(annotations(&stdout).is_empty() && !stdout.contains("::"), "{stdout}");
+    assert!(annotations(&stdout).is_empty() && fenced(&stdout).1.is_empty(), "{stdout}");
 }
 
 #[test]
@@ -326,7 +334,7 @@ fn the_summary_is_appended_not_overwritten() {
     assert!(md.starts_with("# an earlier step\n## ipc-lab grade: 0/5 points\n"), "{md}");
     // --format json on stdout, then the annotation.
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let (json, rest) = stdout.split_at(stdout.find("\n::error ").unwrap() + 1);
+    let (json, rest) = fenced(&stdout);
     serde_json::from_str::<Value>(json).expect("the JSON report first");
     assert_eq!(rest.lines().count(), 1, "{rest}");
 }

@@ -41,9 +41,13 @@
 //! 3. [`read_full`] — fill a buffer completely, however the bytes arrive,
 //! 4. [`read_frame`] — one frame back: header, then exactly that payload,
 //! 5. [`decode`] — one line per frame,
-//! 6. [`relay`] — `pipe`, `fork`, close the unused ends, `waitpid`,
+//! 6. [`relay`] — a pipe between two processes, and who holds which end,
 //! 7. [`relay_parent`] — encode stdin into the pipe,
 //! 8. [`relay_child`] — decode the pipe to stdout.
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint framing` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 //!
 //! Rules of the game (the grader checks them from outside):
 //! - never `println!`, never `unwrap()` on I/O: write through [`Output`] and
@@ -282,64 +286,61 @@ fn read_line(input: &mut Input, output: &mut Output, line: &mut Vec<u8>) -> Resu
 /// in network byte order, then the payload itself. This is the slide's
 /// `sendData` (slide "Bidirektionale Pipes").
 ///
-/// What to do:
-/// 1. Turn `payload.len()` (a `usize`) into a `u16`. A payload longer than
-///    65535 bytes ([`MAX_PAYLOAD`]) has no 16-bit length: return
-///    `Err(Failure::LineTooLong)`. Use `u16::try_from(..)`, **not**
-///    `payload.len() as u16`: `as` silently keeps the low 16 bits, so a
-///    65536-byte line would go out with the header `00 00`.
-/// 2. Push the header: `len.to_be_bytes()` is Rust's `htons` — the two bytes
-///    most significant first, on every CPU (slide "Konvertierungsfunktionen
-///    (2)": "Daten im Netz werden immer Big Endian übertragen"). Not
-///    `to_ne_bytes` / `to_le_bytes`: on x86 those give `02 01` for 258.
-/// 3. Push the payload. Use [`Output::push`] (and `?`) for both.
+/// What it must achieve: `b"hi"` → `00 02 68 69`; `b""` → `00 00` (a
+/// zero-length frame is data, not the end); a payload of 258 bytes starts
+/// `01 02`. A payload longer than [`MAX_PAYLOAD`] has no 16-bit length:
+/// [`Failure::LineTooLong`] (exit 2), and nothing of it is written
+/// (`max-length`).
 ///
-/// Example: `b"hi"` → `00 02 68 69`; `b""` → `00 00`.
+/// Pitfalls: a conversion that silently keeps the low 16 bits sends a
+/// 65536-byte line with the header `00 00`; the byte order of the CPU
+/// (little-endian on x86) sends 258 as `02 01`. "Daten im Netz werden immer
+/// Big Endian übertragen" (slide "Konvertierungsfunktionen (2)") — and a pipe
+/// between two programs is no different.
+///
+/// Look up: `u16::try_from`, the `to_*_bytes` methods of `u16` (Rust's
+/// `htons`); [`Output::push`].
 fn encode_frame(payload: &[u8], output: &mut Output) -> Result<(), Failure> {
-    todo!("encode_frame: header (u16::to_be_bytes) + payload")
+    todo!("TODO 1: one frame")
 }
 
 /// TODO 3 — fill **all** of `buf` from the input and return how many bytes
 /// it got: `buf.len()`, or fewer only if the input ended first.
 ///
-/// This is the loop the slide's `receiveData` is missing. A `read` on a pipe
-/// returns whatever is there *right now*: maybe one byte of your two-byte
-/// header, maybe half a payload, maybe ten frames at once. So: loop while
-/// `buf` is not full —
-/// - `let chunk = input.fill(output)?;` gives the bytes at hand (it calls
-///   `nix::unistd::read` for you when none are left, and writes out your
-///   pending output first);
-/// - an empty `chunk` means end of input: return what you have so far;
-/// - otherwise copy as many bytes as still fit (`copy_from_slice`), then
-///   `input.consume(n)` so they are not handed out again.
+/// This is the loop the slide's `receiveData` is missing. A `read` on a
+/// pipe returns whatever is there *right now*: maybe one byte of your
+/// two-byte header, maybe half a payload, maybe ten frames at once
+/// (`decode-drip`, `decode-packed`). Bytes you take must be marked as used,
+/// and bytes you do not take must stay for the next call.
 ///
-/// A zero-length `buf` is already full: return `Ok(0)` without reading.
+/// An empty `buf` is already full: nothing to read.
+///
+/// Look up: [`Input::fill`] (it reads — and first writes out the pending
+/// output — when no bytes are at hand; an empty slice means end of input)
+/// and [`Input::consume`]; `<[u8]>::copy_from_slice`.
 fn read_full(input: &mut Input, output: &mut Output, buf: &mut [u8]) -> Result<usize, Failure> {
-    todo!("read_full: loop until buf is full or the input ends")
+    todo!("TODO 3: fill the buffer")
 }
 
 /// TODO 4 — read the next frame's payload into `payload` (the slide's
 /// `receiveData`, done right).
 ///
-/// Returns `Ok(true)` for a frame and `Ok(false)` for end of input *between*
-/// frames (the normal end of the stream).
-///
-/// What to do:
-/// 1. [`read_full`] a `[u8; 2]` header. Got 0 bytes: clean end, `Ok(false)`.
-///    Got 1 byte: the input ended inside the header: `Err(Failure::Truncated)`.
-/// 2. `u16::from_be_bytes(header)` is `ntohs`: the payload length.
-/// 3. `payload.resize(len, 0)` and [`read_full`] into it. Fewer than `len`
-///    bytes: the input ended inside the payload: `Err(Failure::Truncated)`.
+/// What it must achieve: `Ok(true)` with `payload` holding exactly the
+/// frame's bytes; `Ok(false)` when the input ends *between* frames (the
+/// normal end of the stream); [`Failure::Truncated`] when it ends inside a
+/// frame — inside the header or inside the payload (`truncated`).
 ///
 /// Pitfalls, all in the slide's code:
-/// - it reads `sizeof(msg) - 1` bytes instead of `len`, swallowing the start
-///   of the next frame — read exactly `len`;
-/// - it assumes one `recv` returns the whole frame — [`read_full`] loops;
-/// - a zero-length frame (an empty line) reads 0 payload bytes and is still
-///   a frame. Only the *header* read decides "end of stream"; never treat
-///   "0 payload bytes" as EOF.
+/// - it reads `sizeof(msg) - 1` bytes instead of the frame's length,
+///   swallowing the start of the next frame;
+/// - it assumes one `recv` returns the whole frame;
+/// - a zero-length frame (an empty line) has no payload bytes and is still
+///   a frame. Only the header decides "end of stream" (`zero-length`).
+///
+/// Look up: [`read_full`]; the `from_*_bytes` constructors of `u16` (Rust's
+/// `ntohs`); `Vec::resize`.
 fn read_frame(input: &mut Input, output: &mut Output, payload: &mut Vec<u8>) -> Result<bool, Failure> {
-    todo!("read_frame: header, ntohs, payload; EOF between frames vs. truncated")
+    todo!("TODO 4: one frame back")
 }
 
 /// How `decode` prints each frame. (Provided.)
@@ -353,30 +354,36 @@ enum Show {
 
 /// TODO 2 — `pipeframe encode`: one frame per input line.
 ///
-/// Loop: [`read_line`] into a `Vec<u8>` (it returns `Ok(false)` at end of
-/// input), and [`encode_frame`] each line. That's all: the line never
-/// includes its `\n`, an unterminated last line is still a line, and the
-/// output is written for you (by [`Input::fill`] before each blocking read and
-/// by [`filter`] at the end). Pass every error up with `?` — that is how a
-/// too-long line becomes exit 2 and a vanished reader exit 4.
+/// What it must achieve: every line of the input becomes one frame, in
+/// order; the line never includes its `\n`; an unterminated last line is
+/// still a line. A line too long for a frame ends the program with exit 2,
+/// a reader that has gone with exit 4 — pass the errors up, the provided
+/// code turns them into the status. The output is written for you (by
+/// [`Input::fill`] before each blocking read, and by [`filter`] at the
+/// end).
+///
+/// Look up: [`read_line`], [`encode_frame`].
 fn encode(input: &mut Input, output: &mut Output) -> Result<(), Failure> {
-    todo!("encode: read_line + encode_frame until the input ends")
+    todo!("TODO 2: encode every line")
 }
 
 /// TODO 5 — `pipeframe decode` (and the relay child): one output line per
-/// frame, until end of input or, if `max_frames` is `Some(n)`, until `n`
-/// frames have been printed (then return `Ok(())` at once, without reading
-/// more: that is `relay --child-max N`).
+/// frame.
 ///
-/// Loop: [`read_frame`] into a reusable `Vec<u8>`; `Ok(false)` → done. For
-/// each frame push the payload and `b"\n"`; with [`Show::LenAndPayload`]
-/// first push the length in decimal and a space (`format!("{} ", len)`),
-/// so an empty payload prints `0 ` and a newline.
+/// What it must achieve: for each frame its payload and a `\n`; with
+/// [`Show::LenAndPayload`] the length in decimal and a space before it
+/// (so an empty payload prints `0 ` and a newline). Until the input ends,
+/// or — if `max_frames` is `Some(n)` — until `n` frames have been printed:
+/// then return at once, without reading more (that is `relay --child-max
+/// N`). A frame's line appears as soon as the frame is complete
+/// (`decode-drip`).
 ///
-/// The payload is bytes, not necessarily UTF-8: push the bytes, do not turn
-/// them into a `String`.
+/// The payload is bytes, not necessarily UTF-8: never turn it into a
+/// `String`.
+///
+/// Look up: [`read_frame`], [`Output::push`], [`Show`].
 fn decode(input: &mut Input, output: &mut Output, show: Show, max_frames: Option<u64>) -> Result<(), Failure> {
-    todo!("decode: read_frame until the input ends, print each payload")
+    todo!("TODO 5: decode every frame")
 }
 
 /// Runs `body` from `input_fd` to `output_fd`, then writes out whatever
@@ -400,64 +407,63 @@ fn filter(
 // ---------------------------------------------------------------------------
 
 /// TODO 6 — `pipeframe relay [--child-max N]`: the slide "Bidirektionale
-/// Pipes" with the two ends of the pipe in two processes. Returns the exit
+/// Pipes" with the pipe's two ends in two processes. Returns the exit
 /// status.
 ///
-/// What to do:
-/// 1. `let (read_end, write_end) = pipe()` (`nix::unistd::pipe`; map the
-///    error with `Failure::Sys("pipe", errno)`). Both are `OwnedFd`s:
-///    dropping one closes it (`drop(fd)` is `close(fd)`).
-/// 2. Flush std's stdout (`std::io::stdout().flush()`) before forking: bytes
-///    still sitting in a buffer would be copied into the child and printed
-///    twice. (We print nothing before, but make it a habit.)
-/// 3. `unsafe { fork() }` → `ForkResult::Child` / `ForkResult::Parent { child }`.
-///    After the fork *both* processes hold *both* ends (slide "Pipes,
-///    Sockets und Prozesse (5)": one kernel object, reference-counted).
-/// 4. Child: `drop(write_end)` first, then run [`relay_child`], turn its
-///    result into an exit status with [`report`], and end the process with
-///    `std::process::exit(..)`. Never `return` from the child: that would run
-///    the parent's code (the `match` in `run`, `main`...) a second time.
-/// 5. Parent: `drop(read_end)` first, then [`relay_parent`] (which closes the
-///    write end when stdin is done), then *always* reap the child with
-///    [`wait_for`] — also when `relay_parent` failed — and only then return
-///    the parent's failure, if any (`?`). Otherwise exit 0 (or the child's
-///    non-zero exit code, if it failed).
+/// What it must achieve: a pipe; a child that decodes what comes through it
+/// ([`relay_child`]) and ends with its own exit status; a parent that
+/// encodes stdin into it ([`relay_parent`]), then reaps the child — in
+/// every case, also when its own part failed — and returns: 0 when both
+/// succeeded; its own failure if it had one (EPIPE after `--child-max` is
+/// exit 4, `relay-child-max`); the child's non-zero exit status when only
+/// the child failed. The child must never *return* from here: it would run
+/// the parent's code in `main` a second time.
 ///
-/// Pitfalls ("Wichtig: Deskriptoren schließen, die in einem Prozess nicht
-/// mehr gebraucht werden"):
-/// - the child forgets to close the write end: when the parent closes its
-///   copy the pipe still has a writer — the child itself — so the child's
-///   `read` never returns 0, it never exits, and the parent waits forever;
-/// - the parent forgets to close the read end: when the child exits early
-///   (`--child-max`) the pipe still has a reader — the parent itself — so the
-///   parent's `write` never fails with EPIPE; it fills the pipe and blocks;
-/// - no `waitpid`: the child is left behind (a zombie, then an orphan) and
-///   the parent may exit before the child has printed everything.
+/// The heart of the exercise is the slide "Pipes, Sockets und Prozesse (5)":
+/// after `fork` *both* processes hold *both* ends, one kernel object with a
+/// reference count. "Wichtig: Deskriptoren schließen, die in einem Prozess
+/// nicht mehr gebraucht werden":
+/// - a reader sees EOF only when *no* process holds the write end any more
+///   — think about who holds it in the child (`relay-eof` hangs);
+/// - a writer gets EPIPE only when *no* process holds the read end — think
+///   about who holds it in the parent once the child has gone;
+/// - a child nobody waits for stays a zombie, and the parent may exit
+///   before the child has printed everything.
+///
+/// Flush std's stdout before the `fork` (buffered bytes would be printed
+/// twice); `fork` is `unsafe` — say in a `// SAFETY:` comment why it is fine
+/// here (one thread).
+///
+/// Look up: `nix::unistd::{pipe, fork, ForkResult}`, `man 2 pipe`,
+/// `man 7 pipe`; `OwnedFd` (dropping one closes it); [`wait_for`],
+/// `WaitStatus`; [`report`] and `std::process::exit` for the child.
 fn relay(child_max: Option<u64>) -> Result<u8, Failure> {
-    todo!("relay: pipe, fork, close the unused ends, waitpid")
+    todo!("TODO 6: pipe, fork, both sides")
 }
 
-/// TODO 7 — the relay parent: encodes stdin lines into the pipe
-/// ([`filter`] from stdin to `write_end` with [`encode`]), then closes the
-/// write end (`drop`) — that close is what makes the child's `read` return 0
-/// (EOF) — and returns the result.
+/// TODO 7 — the relay parent: encode stdin into the pipe, then close the
+/// write end, and return the result.
 ///
-/// When the child has already exited (`--child-max`), writing fails with
-/// EPIPE: [`write_all`] turns it into `Failure::ReaderGone` (exit 4). Rust
-/// ignores SIGPIPE, so the error comes back from `write` instead of killing
-/// the process. Hint: `filter(std::io::stdin().as_fd(), write_end.as_fd(), encode)`
-/// borrows `write_end`; keep `std::io::stdin()` in a variable first.
+/// Why close it here: that close is what the child's `read` is waiting for
+/// — EOF comes when the last write end is gone. When the child has already
+/// exited (`--child-max`), writing fails with EPIPE: [`write_all`] turns it
+/// into [`Failure::ReaderGone`] (exit 4). (Rust ignores SIGPIPE, so the
+/// error comes back from `write` instead of killing the process.)
+///
+/// Look up: [`filter`], [`encode`]; `AsFd::as_fd` to lend a descriptor
+/// (stdin's or the pipe's) without giving it away.
 fn relay_parent(write_end: OwnedFd) -> Result<(), Failure> {
-    todo!("relay_parent: encode stdin into the pipe, then close the write end")
+    todo!("TODO 7: encode stdin into the pipe")
 }
 
-/// TODO 8 — the relay child: decodes frames from `read_end` and prints them
-/// on stdout as `LEN PAYLOAD` ([`filter`] with [`decode`] and
-/// [`Show::LenAndPayload`], stopping after `child_max` frames). Returns exit
-/// status 0 on success; the caller exits the process (which also closes the
-/// read end).
+/// TODO 8 — the relay child: decode frames from `read_end` and print them
+/// on stdout as `LEN PAYLOAD`, stopping after `child_max` frames if it is
+/// given. Returns exit status 0 on success; the caller exits the process
+/// (which also closes the read end).
+///
+/// Look up: [`filter`], [`decode`], [`Show::LenAndPayload`].
 fn relay_child(read_end: OwnedFd, child_max: Option<u64>) -> Result<u8, Failure> {
-    todo!("relay_child: decode the pipe to stdout as LEN PAYLOAD")
+    todo!("TODO 8: decode the pipe to stdout")
 }
 
 /// `waitpid` for `child`, retrying if a signal interrupts the wait.

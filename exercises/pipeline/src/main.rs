@@ -44,6 +44,10 @@
 //! - all system calls through `nix` (`nix::unistd::{pipe, fork, dup2_stdin,
 //!   dup2_stdout, execvp}`, `nix::sys::wait::waitpid`,
 //!   `nix::sys::signal::signal`), except `libc::_exit`, which nix lacks.
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint pipeline` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 
 // Lets the untouched skeleton compile without warnings.
 // Delete this line when you are done: the warnings it hides are useful.
@@ -113,59 +117,41 @@ fn report(result: Result<u8, Failure>) -> u8 {
 // The parent: build the pipeline — your part starts here
 // ---------------------------------------------------------------------------
 
-/// TODO 1 — start one process per command, connected by pipes; wait for all
-/// of them; return the exit status (the last stage's).
+/// TODO 1 — start one process per command, connected by pipes; wait for
+/// all of them; return the exit status (the last stage's).
 ///
-/// The simplest way to get the descriptors right is the shell's: create
-/// pipe *i* just before forking stage *i*, and close the parent's copies
-/// right after each `fork`. Keep one variable across the iterations,
-/// `input: Option<OwnedFd>`: the read end of the pipe the previous stage
-/// writes into (`None` before the first stage, which reads our own stdin).
-/// For each command `argv` (at index `i`):
+/// What it must achieve: stage *i*'s stdout is a pipe into stage *i+1*'s
+/// stdin; the first stage reads our stdin, the last writes our stdout. Each
+/// stage becomes its command in [`stage_child`]. When every stage has been
+/// started, [`wait_all`] reaps them and [`exit_code`] turns the last
+/// stage's status into ours. If `pipe` or `fork` fails half-way, the stages
+/// already started are still reaped before the failure is returned.
 ///
-/// 1. Unless it is the last command: `let (read_end, write_end) = pipe()`
-///    (`nix::unistd::pipe`; error → `Failure::Sys("pipe", errno)`): the
-///    pipe from this stage to the next. Keep it as
-///    `output: Option<(OwnedFd, OwnedFd)>` (`None` for the last stage, which
-///    writes our stdout).
-/// 2. `std::io::stdout().flush()` — a habit before every `fork` (buffered
-///    output would be printed twice; we print nothing, but still).
-/// 3. `match unsafe { fork() }` (write a `// SAFETY:` comment: we are
-///    single-threaded):
-///    - `Ok(ForkResult::Child)` → `stage_child(argv, input, output)`. It
-///      never returns (its type is `!`).
-///    - `Ok(ForkResult::Parent { child })` → remember `child` (a `Vec<Pid>`
-///      in pipeline order). Then **close what the parent does not need**:
-///      `drop(input)` (the child has its own copy; we never read it) and
-///      the new pipe's write end (only the child writes into it). Keep the
-///      new pipe's read end as `input` for the next stage.
-///    - `Err(errno)` → `Failure::Sys("fork", errno)`.
-/// 4. After the loop: [`wait_all`], then [`exit_code`] of the last stage.
-///
-/// Why close in the parent? (slide "Pipes, Sockets und Prozesse (5)")
+/// The heart of the exercise (slide "Pipes, Sockets und Prozesse (5)"): a
+/// pipe end is one kernel object with a *reference count*, `fork` copies
+/// every descriptor, and each copy counts — the parent's included. So
+/// after handing an end to a child, ask: does the parent still need it?
 /// - a write end the parent keeps is a writer that never writes and never
-///   closes: the stage reading that pipe never sees EOF, `pipeline cat cat`
-///   never ends;
+///   closes: the stage reading that pipe never sees EOF — `pipeline cat cat`
+///   never ends (`eof-propagation`);
 /// - a read end the parent keeps is a reader that never reads: when `head`
-///   exits, `yes` does not get SIGPIPE but blocks on a full pipe forever;
-/// - and every child forked later would inherit the leftovers.
+///   exits, `yes` gets no SIGPIPE but blocks on a full pipe forever
+///   (`sigpipe`);
+/// - and every child forked later inherits the leftovers.
 ///
-/// `pipe()` returns two `OwnedFd`s, and an `OwnedFd` is closed when it is
-/// dropped: `drop(fd)` is `close(fd)`. The other way round, one that is
-/// still in scope is still open — also in the child across `execvp`, which
-/// runs no destructors.
+/// Count, at every moment, which process holds which end — that decides
+/// when to create each pipe and when to close what.
 ///
-/// (Alternative: create all pipes up front. Then every child must close
-/// every end except its two, and the parent all of them after the last
-/// fork; `pipe2(OFlag::O_CLOEXEC)` helps with the children, since the
-/// copies `dup2` makes on 0 and 1 do not inherit the flag. More work — the
-/// way above needs neither.)
+/// `fork` is `unsafe` in nix; say in a `// SAFETY:` comment why it is fine
+/// here (one thread). Flush std's stdout before each `fork`: buffered bytes
+/// would be printed twice.
 ///
-/// If `pipe` or `fork` fails half-way, do not simply return: close your
-/// ends and still [`wait_all`] for the stages already started, then return
-/// the failure.
+/// Look up: `nix::unistd::{pipe, fork, ForkResult, Pid}`, `man 2 pipe`,
+/// `man 7 pipe`; `OwnedFd` (dropping one is `close`; one still in scope is
+/// still open — also in a child across `execvp`, which runs no
+/// destructors).
 fn run(commands: &[Vec<CString>]) -> Result<u8, Failure> {
-    todo!("run: for each command pipe (unless last), fork, close the parent's copies; then wait_all")
+    todo!("TODO 1: start the stages, connected by pipes; wait")
 }
 
 // ---------------------------------------------------------------------------
@@ -180,89 +166,80 @@ fn run(commands: &[Vec<CString>]) -> Result<u8, Failure> {
 /// - `output`: the pipe to the next stage `(read_end, write_end)`, or
 ///   `None` for the last stage (it keeps our stdout).
 ///
-/// What to do:
-/// 1. [`connect_stdio`]`(input, output)`; on error
-///    `child_fail(&format!("dup2: {errno}"), SETUP_FAILED)`.
-/// 2. [`reset_sigpipe`]`()`; on error `child_fail(.., SETUP_FAILED)`.
-/// 3. `execvp(&argv[0], argv)` (`nix::unistd::execvp`: searches PATH like
-///    the shell; `argv[0]` is the command's name and also its first
-///    argument). On success it does **not return**: this process now *is*
-///    the command, with our descriptors 0, 1, 2. It returns only with an
-///    error — its type is `Result<Infallible>`, so
-///    `let Err(errno) = execvp(..);` compiles.
-/// 4. It failed (not found, not executable, …): print
-///    `pipeline: NAME: command not found` (NAME = `argv[0]`, e.g. via
-///    `String::from_utf8_lossy(argv[0].as_bytes())`) and exit with status
-///    127 — both done by [`child_fail`]`(&format!("{name}: command not
-///    found"), NOT_FOUND)`.
+/// What it must achieve: the command runs with the pipe ends as its
+/// descriptors 0 and 1 ([`connect_stdio`]) and SIGPIPE at its default
+/// ([`reset_sigpipe`]); a failure of either ends the child with
+/// [`SETUP_FAILED`]. The command is looked up in `PATH` like the shell does;
+/// `argv[0]` is its name and its first argument. If it cannot be executed:
+/// `pipeline: NAME: command not found` on stderr and exit status 127
+/// (`not-found`) — [`child_fail`] prints and exits.
 ///
 /// Pitfalls:
-/// - **Never return from here**, not even after a failed `execvp`. The
-///   child is a copy of the parent: returning continues the parent's loop
-///   in [`run`] *inside the child*, which then forks the remaining stages a
-///   second time (`pipeline nosuchcmd 'echo hi'` prints `hi` twice) and
-///   waits for children that are not its own.
-/// - Leave with `libc::_exit` (what [`child_fail`] does), not
-///   `std::process::exit`: this process is a copy of the parent, and
-///   nothing of the parent's (stdio buffers, `atexit` handlers) should run
-///   a second time.
+/// - **Never return from here**, not even after a failed exec. The child is
+///   a copy of the parent: returning continues the parent's loop in [`run`]
+///   *inside the child*, which then forks the remaining stages a second
+///   time (`pipeline nosuchcmd 'echo hi'` prints `hi` twice) and waits for
+///   children that are not its own.
+/// - Leave with `_exit` (what [`child_fail`] does), not
+///   `std::process::exit`: nothing of the parent's (stdio buffers, `atexit`
+///   handlers) should run a second time.
+///
+/// Look up: `nix::unistd::execvp` (its return type says when it returns),
+/// `man 3 execvp`; `String::from_utf8_lossy` for NAME.
 fn stage_child(argv: &[CString], input: Option<OwnedFd>, output: Option<(OwnedFd, OwnedFd)>) -> ! {
-    todo!("stage_child: connect_stdio, reset_sigpipe, execvp; if it returns: command not found, _exit(127)")
+    todo!("TODO 2: become the stage")
 }
 
-/// TODO 3 — moves the stage's pipe ends onto descriptors 0 and 1 and closes
-/// every other pipe descriptor this child holds.
+/// TODO 3 — put the stage's pipe ends on descriptors 0 and 1, and leave the
+/// child holding no other pipe descriptor.
 ///
-/// What to do:
-/// 1. `output`: close (`drop`) its **read end** — it belongs to the next
-///    stage. Kept open here, the pipe stays readable through us: when the
-///    next stage exits early (`head`), our command blocks on a full pipe
-///    instead of getting SIGPIPE.
-/// 2. `input` (if any): `dup2_stdin(&read_end)?` — that is `dup2(fd, 0)`:
-///    descriptor 0 now refers to the same pipe end (its reference count
-///    goes up by one). Then close the original: `drop(read_end)`.
-/// 3. `output`'s **write end** (if any): `dup2_stdout(&write_end)?`, then
-///    `drop(write_end)`.
+/// What it must achieve: with `input`, descriptor 0 reads from that pipe;
+/// with `output`, descriptor 1 writes into its pipe; afterwards the child
+/// holds no pipe descriptor but 0 and 1 — the grader's probe stage lists
+/// every descriptor it inherited (`inherited-state`).
 ///
-/// Why close the originals? After `dup2` the command reaches the pipe
-/// through 0 or 1; the original descriptor (3, 4, …) is an extra reference
-/// it knows nothing about and never closes before it exits. The grader's
-/// probe stage lists every descriptor it inherited: only 0, 1, 2 may be
-/// open.
+/// Why every other descriptor must go: the command knows nothing about a
+/// descriptor 3 or 4 and never closes it before it exits. A spare write end
+/// keeps the next stage from ever seeing EOF; a spare read end — `output`'s,
+/// which belongs to the next stage — keeps the pipe readable through this
+/// process, so when the next stage exits early (`head`), this command
+/// blocks on a full pipe instead of getting SIGPIPE.
 ///
-/// (`nix::unistd::dup2(old, &mut new)` wants the target as an `OwnedFd`,
-/// which we do not have for 0 and 1; `dup2_stdin` / `dup2_stdout` are the
-/// same system call with the target fixed. And in C you would check
-/// `fd != 0` before that `close`: in a program started with stdin closed,
-/// `pipe()` can hand out descriptor 0 itself. Rust's runtime opens
-/// `/dev/null` on any of 0, 1, 2 that is closed at startup, so here a pipe
-/// end is never 0, 1 or 2.)
+/// (In C you would also check `fd != 0` before closing the original: in a
+/// program started with stdin closed, `pipe()` can hand out descriptor 0
+/// itself. Rust's runtime opens `/dev/null` on any of 0, 1, 2 that is
+/// closed at startup, so here a pipe end is never 0, 1 or 2.)
+///
+/// Look up: `man 2 dup2`; `nix::unistd::{dup2_stdin, dup2_stdout}` (the
+/// same call with the target fixed — `nix::unistd::dup2` wants the target
+/// as an `OwnedFd`, which you do not have for 0 and 1); `drop`.
 fn connect_stdio(input: Option<OwnedFd>, output: Option<(OwnedFd, OwnedFd)>) -> nix::Result<()> {
-    todo!("connect_stdio: close output's read end; dup2 input onto 0, output's write end onto 1; close the originals")
+    todo!("TODO 3: the pipe ends onto 0 and 1")
 }
 
-/// TODO 4 — puts SIGPIPE back to its default action (terminate).
+/// TODO 4 — give the command SIGPIPE's default action (terminate) back.
 ///
-/// `unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }` (`nix::sys::
-/// signal::signal`, the C `signal(SIGPIPE, SIG_DFL)`), mapped to `()`
-/// (`.map(drop)`). `unsafe` because `signal` can install handler functions;
-/// `SigDfl` installs none — say so in a `// SAFETY:` comment.
-///
-/// Why? Rust's runtime sets SIGPIPE to "ignore" before `main`, so that a
-/// Rust program gets `EPIPE` from `write` instead of being killed. A
-/// handler cannot survive `execvp`, but "ignore" *does*: every command you
-/// start would ignore SIGPIPE too. Then in `pipeline yes 'head -n 3'`,
-/// `yes` is not killed when `head` exits (slide "Pipes, Sockets und
-/// Prozesse": *Linux-Signal: SIGPIPE*) but gets `EPIPE` and complains
-/// `yes: standard output: Broken pipe`. `std::process::Command` does this
-/// reset for you; with `fork` + `execvp` it is your job. Do it in the child
-/// (before `execvp`), not in the parent: the parent wants `EPIPE`, not
-/// death, if its stderr goes away.
+/// Why: Rust's runtime sets SIGPIPE to "ignore" before `main`, so that a
+/// Rust program gets `EPIPE` from `write` instead of being killed. A handler
+/// cannot survive an exec, but "ignore" *does*: every command you start
+/// would ignore SIGPIPE too. Then in `pipeline yes 'head -n 3'`, `yes` is
+/// not killed when `head` exits (slide "Pipes, Sockets und Prozesse":
+/// *Linux-Signal: SIGPIPE*) but gets `EPIPE` and complains `yes: standard
+/// output: Broken pipe` (`sigpipe`). `std::process::Command` does this reset
+/// for you; with `fork` + `execvp` it is your job — in the child, before
+/// the exec: the parent itself wants `EPIPE`, not death, if its stderr goes
+/// away.
 ///
 /// Do not block any signal anywhere: the signal mask is inherited across
-/// `fork` and `execvp` too, and the probe stage checks it is empty.
+/// `fork` and exec too, and the probe stage checks that it is empty.
+///
+/// `unsafe`: setting a disposition can install a handler function; say in
+/// a `// SAFETY:` comment why yours installs none.
+///
+/// Look up: `nix::sys::signal::{signal, SigHandler, Signal}`, `man 2
+/// signal`, `man 7 signal` ("Signal dispositions", and what `execve` keeps).
 fn reset_sigpipe() -> nix::Result<()> {
-    todo!("reset_sigpipe: signal(SIGPIPE, SigDfl)")
+    todo!("TODO 4: SIGPIPE back to its default")
 }
 
 /// Prints `pipeline: MESSAGE` on stderr and ends the child with `_exit`.
@@ -282,41 +259,46 @@ fn child_fail(message: &str, code: i32) -> ! {
 // The parent again: wait
 // ---------------------------------------------------------------------------
 
-/// TODO 5 — reaps every child in `children` and returns the wait status of
-/// the last one (the last stage), or `None` if `children` is empty.
+/// TODO 5 — reap every child in `children`; return the wait status of the
+/// last one (the last stage), or `None` if `children` is empty.
 ///
-/// Reap each stage **as soon as it finishes**, whatever the order: call
-/// `waitpid(None, None)` — `None` is `waitpid(-1, ..)`, "any child" — in a
-/// loop until all `children.len()` of them have come back.
-/// - `Ok(status)`: `status.pid()` says which child; if it is one of ours,
-///   count it, and if it is `children.last()`, remember `status`. (Ignore a
-///   child that is not in `children`: a process can inherit children from
-///   before its `exec`.)
-/// - `Err(Errno::EINTR)`: a signal interrupted the wait; just wait again.
-/// - any other error: `Failure::Sys("waitpid", errno)`.
+/// What it must achieve: every stage is reaped before the pipeline exits
+/// (`no-zombies`) — the function returns when all `children.len()` of them
+/// are. Reaping each as it finishes keeps the process table clean while the
+/// others run. A child that is not in
+/// `children` (a process can inherit children from before its exec) is
+/// reaped but does not count. A wait interrupted by a signal is simply
+/// repeated; any other error is `Failure::Sys("waitpid", errno)`.
+///
+/// (Waiting for the pids one by one in pipeline order is correct too: a
+/// later stage that finished first stays a **zombie** — slide: `ps` shows
+/// `Z` — only until you get to it.)
 ///
 /// Pitfalls:
-/// - waiting for the pids one by one in a fixed order (`for pid in
-///   children { waitpid(pid, None) }`) blocks on one stage while another,
-///   already finished, stays a **zombie** (slide: `ps` shows `Z`);
 /// - waiting only for the last stage (its status is the one you need)
 ///   leaves all the others unreaped;
 /// - not waiting at all: the pipeline "ends" while its stages still run,
 ///   and its exit status means nothing.
+///
+/// Look up: `nix::sys::wait::{waitpid, WaitStatus}`, `man 2 waitpid` (what
+/// `pid` -1 means; in nix, which argument stands for it);
+/// `WaitStatus::pid`.
 fn wait_all(children: &[Pid]) -> Result<Option<WaitStatus>, Failure> {
-    todo!("wait_all: waitpid(None, None) until every child is reaped; keep the last stage's status")
+    todo!("TODO 5: reap every stage")
 }
 
 /// TODO 6 — the shell's exit status for a child's wait status.
 ///
-/// - `WaitStatus::Exited(_, code)`: `code` (0..=255; `u8::try_from`).
-/// - `WaitStatus::Signaled(_, signal, _)`: `128 + signal as i32` — killed by
-///   SIGTERM (15) gives 143, by SIGPIPE (13) 141 — exactly what `sh` prints
-///   for `echo $?`.
-/// - anything else (stopped/continued: not reported without `WUNTRACED` /
-///   `WCONTINUED`): 1.
+/// What it must achieve: what `sh` prints for `echo $?` after the pipeline
+/// (`exit-status`): a stage that exited gives its exit code (0 to 255); a
+/// stage killed by signal N gives 128 + N — SIGTERM (15) gives 143, SIGPIPE
+/// (13) gives 141. Anything else (stopped or continued, which `waitpid`
+/// reports only when asked to) gives 1.
+///
+/// Look up: the variants of `nix::sys::wait::WaitStatus`; `u8::try_from`;
+/// `man 1p sh` ("Exit Status and Errors").
 fn exit_code(status: WaitStatus) -> u8 {
-    todo!("exit_code: Exited → code, Signaled → 128 + N")
+    todo!("TODO 6: the exit status")
 }
 
 // ---------------------------------------------------------------------------

@@ -56,6 +56,10 @@
 //! (no `std::thread::spawn`); every wait happens in the one `poll` call;
 //! never `println!`, never `unwrap()` on I/O; all system calls through
 //! `nix`.
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint select` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 
 // Lets the unfinished skeleton compile without warnings (`ptr_arg`: clippy
 // would suggest `&mut [u8]` for `take_lines`'s input until you call `drain`
@@ -215,12 +219,15 @@ impl Deadlines {
 
     /// TODO 1a — add `event`, due at the absolute time `at`; return its key.
     ///
-    /// Make a [`Key`] from `at` and `self.next_seq`, count `next_seq` up,
-    /// `self.list.insert(key, event)`, return the key (the caller keeps it
-    /// to [`Deadlines::cancel`] the deadline later, e.g. an idle deadline
-    /// that is reset).
+    /// What it must achieve: the deadline is in the list, found again by the
+    /// returned [`Key`] (the caller keeps it to [`Deadlines::cancel`] the
+    /// deadline later, e.g. an idle deadline that is reset), and deadlines on
+    /// the same instant come out in the order they were pushed (see [`Key`]:
+    /// `seq` counts up).
+    ///
+    /// Look up: [`Key`], `BTreeMap::insert`.
     fn push(&mut self, at: Instant, event: Event) -> Key {
-        todo!("push: Key {{ at, seq }}, insert into the list")
+        todo!("TODO 1a: add a deadline")
     }
 
     /// Removes a deadline that is no longer wanted (an idle deadline that
@@ -230,51 +237,48 @@ impl Deadlines {
         self.list.remove(&key);
     }
 
-    /// TODO 1b — the timeout for the next `poll`: the delta from `now` to
-    /// the earliest deadline (slide "Timeouts (1)": "Abstand von frühestem
-    /// Timeout zur aktuellen Zeit bestimmen; dieses Delta an poll/select()
-    /// als Timeout übergeben").
+    /// TODO 1b — the timeout for the next `poll`: the delta from `now` to the
+    /// earliest deadline (slide "Timeouts (1)": "Abstand von frühestem Timeout
+    /// zur aktuellen Zeit bestimmen; dieses Delta an poll/select() als Timeout
+    /// übergeben").
     ///
-    /// - No deadline at all (`self.list.first_key_value()` is `None`):
-    ///   [`PollTimeout::NONE`], i.e. -1, "block until a descriptor is
-    ///   ready". An idle server then sleeps and uses no CPU.
-    /// - Otherwise `key.at.saturating_duration_since(now)` (0 if already
-    ///   past, never negative — the slide's `delta.tv_sec < 0` case), in
-    ///   milliseconds **rounded up**: `delta.as_nanos().div_ceil(1_000_000)`,
-    ///   then `PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)` (more
-    ///   than 24 days does not fit in poll's `int`: wait that long, then
-    ///   compute again).
+    /// What it must achieve: no deadline at all → block until a descriptor is
+    /// ready (an idle server sleeps and uses no CPU, `idle-cpu`); otherwise the
+    /// time left until the earliest deadline in milliseconds, never negative (a
+    /// deadline already past gives 0 — the slide's `delta.tv_sec < 0` case), and
+    /// never *shorter* than the time left: a timeout rounded down to 0 ms while
+    /// 0.7 ms remain wakes `poll` at once with nothing due, and the loop spins
+    /// until the deadline really comes. A delta too large for `poll`'s `int`
+    /// waits as long as it can; the loop computes afresh afterwards.
     ///
     /// Pitfalls:
-    /// - Never `PollTimeout::ZERO` "to check the timers often": that is the
-    ///   slide's `(0, 0) == Busy Waiting`, the loop spins and eats a CPU.
-    /// - `as_millis()` rounds *down*: with 0.7 ms left you get 0, `poll`
-    ///   returns at once, nothing is due yet, and the loop spins until the
-    ///   deadline really arrives.
-    /// - Compute the delta afresh before *every* `poll`, from the absolute
-    ///   deadline. Passing "200 ms" again after 150 ms have gone by on other
-    ///   work fires 150 ms late (the same mistake as reusing `select`'s
-    ///   `struct timeval`, which `select` has overwritten with the time
-    ///   left).
+    /// - a zero timeout "to check the timers often" is the slide's
+    ///   `(0, 0) == Busy Waiting`;
+    /// - compute the delta afresh before *every* `poll`, from the absolute
+    ///   deadline: passing "200 ms" again after 150 ms went by on other work
+    ///   fires 150 ms late — the same mistake as reusing `select`'s
+    ///   `struct timeval`, which `select` has overwritten with the time left.
+    ///
+    /// Look up: `BTreeMap::first_key_value`; `Instant::saturating_duration_since`,
+    /// `Duration::as_nanos`, `u128::div_ceil`; `nix::poll::PollTimeout` (its
+    /// constants and its `TryFrom` conversions); `man 2 poll` (the timeout).
     fn timeout(&self, now: Instant) -> PollTimeout {
-        todo!("timeout: delta to the first deadline in ms, rounded up; NONE if there is none")
+        todo!("TODO 1b: the timeout for poll")
     }
 
-    /// TODO 1c — take the earliest deadline off the list if it is due (its
-    /// `at` is not later than `now`); otherwise return `None`.
-    ///
-    /// `self.list.first_entry()?` gives the first (earliest) entry;
-    /// `entry.key().at` its time; `entry.remove()` takes it off the list and
-    /// returns its [`Event`].
+    /// TODO 1c — take the earliest deadline off the list if it is due (its time
+    /// is not later than `now`); otherwise `None`.
     ///
     /// The caller calls this in a loop before every `poll` and handles
-    /// everything that is due — several deadlines may have passed while we
-    /// were busy ("Prüfen, ob dieser Zeitpunkt bereits verstrichen ist →
-    /// ggf. sofort behandeln"). Never fire a deadline whose time has not
+    /// everything that is due — several deadlines may have passed while the
+    /// server was busy ("Prüfen, ob dieser Zeitpunkt bereits verstrichen ist →
+    /// ggf. sofort behandeln"). Never hand out a deadline whose time has not
     /// come: `poll` may return early (a client sent something), and a timer
-    /// must never be early.
+    /// must never be early (`timers`).
+    ///
+    /// Look up: `BTreeMap::first_entry` and its `OccupiedEntry`.
     fn pop_due(&mut self, now: Instant) -> Option<Event> {
-        todo!("pop_due: remove and return the first entry if its time has come")
+        todo!("TODO 1c: the earliest deadline, if due")
     }
 }
 
@@ -381,25 +385,25 @@ enum Received {
 }
 
 /// TODO 6 — one non-blocking `recv` from a client that `poll` reported
-/// readable.
+/// readable (or hung up, or in error).
 ///
-/// `recv(client.fd.as_raw_fd(), buf, MsgFlags::empty())`
-/// (`nix::sys::socket::recv`; it still takes a `RawFd`), then:
-/// - `Ok(0)`: end of file, the client closed the connection → `Gone`;
-/// - `Ok(n)`: append `&buf[..n]` to `client.input` → `Bytes`;
-/// - `Err(Errno::EAGAIN)` (nothing there after all) or `Err(Errno::EINTR)`
-///   (a signal) → `Nothing`: nothing lost, `poll` again;
-/// - any other error (`ECONNRESET`: the client reset the connection) → `Gone`.
+/// What it must achieve: bytes that arrived are appended to the client's
+/// input buffer ([`Received::Bytes`]); end of file or a connection error
+/// (the client reset) is [`Received::Gone`]; "nothing there after all" or an
+/// interrupted call is [`Received::Nothing`] — nothing lost, back to `poll`.
 ///
-/// **Exactly one call.** `poll` said there is *something*, not how much,
-/// and certainly not "a whole line". Reading "until the line is complete"
-/// blocks (or, on a non-blocking socket, spins on EAGAIN) as soon as one
-/// client stalls in the middle of a line — and the whole server with it:
-/// every other client waits. What you got goes into the input buffer;
+/// **Exactly one call.** `poll` said there is *something*, not how much, and
+/// certainly not "a whole line". Reading "until the line is complete" blocks
+/// — or, on a non-blocking socket, spins — as soon as one client stalls in
+/// the middle of a line, and the whole server with it: every other client
+/// waits (`stalled-client`). What you got goes into the buffer;
 /// [`take_lines`] cuts out the complete lines, the rest waits for the next
 /// `recv`.
+///
+/// Look up: `nix::sys::socket::{recv, MsgFlags}`, `man 2 recv` (what 0 and
+/// EAGAIN mean).
 fn receive(client: &mut Client, buf: &mut [u8]) -> Received {
-    todo!("receive: one recv; EOF and errors are Gone, EAGAIN/EINTR are Nothing")
+    todo!("TODO 6: one recv")
 }
 
 /// TODO 7 — cut every complete line off the front of `input` and return
@@ -408,17 +412,16 @@ fn receive(client: &mut Client, buf: &mut [u8]) -> Received {
 /// arrives.
 ///
 /// One `recv` may bring `ECHO a\nECHO b\nEC`: that is two lines, and the
-/// start of a third. Loop while there is a `\n`
-/// (`input[start..].iter().position(|&b| b == b'\n')`), collect each line
-/// (`to_vec()`), and at the end remove what you used in one go
-/// (`input.drain(..start)`).
+/// start of a third (`split-and-packed`).
 ///
 /// Pitfalls: handling only the first line of a `recv` (the others are lost,
 /// or wait until the client happens to send again); throwing away the
 /// incomplete rest (a command that arrives in pieces is never recognised).
 /// Work on bytes: `ECHO` must return non-UTF-8 text exactly.
+///
+/// Look up: `Iterator::position`, `Vec::drain`.
 fn take_lines(input: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    todo!("take_lines: split off every complete line; keep the incomplete rest")
+    todo!("TODO 7: cut out the complete lines")
 }
 
 /// Splits `MS LABEL` (the arguments of `TIMER`) into milliseconds and label;
@@ -489,114 +492,117 @@ impl Server {
 
     /// TODO 10 — handle one deadline taken off the list.
     ///
-    /// - `Event::Timer { fd, id, label }`: if `self.clients` has a client at
-    ///   `fd` **whose id is `id`** and whose state is `Open`, send it the
-    ///   line `TIMER LABEL` (`[b"TIMER ", &label[..]].concat()`).
-    /// - `Event::Idle { fd, id }`: if the client at `fd` has id `id`: set its
-    ///   `idle_key` to `None` (the deadline has just been taken off the
-    ///   list), and if it is `Open`, send `BYE idle` and set its state to
-    ///   `Closing` ([`Server::flush_and_reap`] writes the line and closes it).
+    /// What it must achieve:
+    /// - a timer sends `TIMER LABEL` to its client, if that client is still
+    ///   there and `Open`;
+    /// - an idle deadline sends `BYE idle` to its client and starts closing it
+    ///   ([`State::Closing`]: [`Server::flush_and_reap`] writes the line and
+    ///   closes it) if the client is still there and `Open`; either way the
+    ///   client's idle deadline is no longer in the list — forget its key;
+    /// - an event whose client has gone is dropped. That is how a closed
+    ///   client's pending timers disappear, without searching the list for them
+    ///   when it closes.
     ///
-    /// Otherwise drop the event: its client has gone. That is how a closed
-    /// client's pending timers disappear, without searching the list for
-    /// them when it closes. Pitfall: checking only the descriptor. After
+    /// Pitfall — "still there": the descriptor alone does not say so. After
     /// client 1 (descriptor 5) has been idle-closed, the next client that
-    /// connects gets descriptor 5 again — and client 1's timer would go to
-    /// it.
+    /// connects gets descriptor 5 again, and client 1's timer would go to it
+    /// (`idle-drops-timers`). See [`Event`].
     fn fire(&mut self, event: Event) {
-        todo!("fire: TIMER LABEL or BYE idle, only if the client with that id is still there")
+        todo!("TODO 10: a deadline is due")
     }
 
-    /// TODO 5 — (re)start the idle deadline of the client at `fd`: it must
-    /// get `BYE idle` when it has sent nothing for T ms.
+    /// TODO 5 — (re)start the idle deadline of the client at `fd`: it must get
+    /// `BYE idle` when it has sent nothing for T ms (`idle-timeout`).
     ///
-    /// Nothing to do if `self.idle` is `None` (`--idle-ms 0`) or there is no
-    /// client at `fd`. Otherwise cancel the client's old deadline
-    /// (`client.idle_key.take()`, [`Deadlines::cancel`]) and push a new one:
-    /// `Event::Idle { fd, id: client.id }` at `Instant::now() + idle`; keep
-    /// the returned key in `client.idle_key`.
+    /// What it must achieve: nothing without an idle limit (`--idle-ms 0`) or
+    /// without a client at `fd`; otherwise the client has exactly one idle
+    /// deadline, T ms from now, whose key it keeps in `idle_key`. Called when a
+    /// client connects and whenever it sends bytes — any bytes, also half a
+    /// line.
     ///
-    /// Call it when a client connects and whenever it sends bytes — any
-    /// bytes, also half a line. Pitfall: forgetting the reset (an active
-    /// client is thrown out T ms after it connected), or pushing a new
-    /// deadline without cancelling the old one (the old one still fires).
+    /// Pitfalls: forgetting the reset (an active client is thrown out T ms after
+    /// it connected); pushing a new deadline without removing the old one (the
+    /// old one still fires).
+    ///
+    /// Look up: [`Deadlines::push`], [`Deadlines::cancel`], [`Event::Idle`];
+    /// `Option::take`.
     fn touch(&mut self, fd: RawFd) {
-        todo!("touch: cancel the old idle deadline, push a new one at now + idle")
+        todo!("TODO 5: restart the idle deadline")
     }
 
     /// TODO 4 — accept every pending connection; each new client gets
     /// `welcome ID` and an idle deadline.
     ///
-    /// In a loop, `accept4(&self.listener, SockFlag::SOCK_NONBLOCK |
-    /// SockFlag::SOCK_CLOEXEC)` (`nix::sys::socket::accept4`; it returns an
-    /// `OwnedFd`):
-    /// - `Ok(fd)`: the id is `self.next_id` (then count it up); make a
-    ///   [`Client::new`], `send_line` it `welcome ID`, insert it into
-    ///   `self.clients` under `fd.as_raw_fd()` (take the number *before*
-    ///   you move `fd` into the client), and [`Server::touch`] it;
-    /// - `Err(Errno::EAGAIN)`: no more pending connections — return;
-    /// - `Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO)`: a signal,
-    ///   or a client that connected and reset before we got to it — go on
-    ///   with the next;
-    /// - `Err(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS |
-    ///   Errno::ENOMEM)`: out of descriptors. [`warn`], set
-    ///   `self.accepting = false`, return. (The connection stays queued and
-    ///   the listening socket stays readable: polling it again would wake us
-    ///   at once, forever. [`Server::flush_and_reap`] sets it back to true
-    ///   when a client leaves.)
-    /// - any other error: [`warn`] and return.
+    /// What it must achieve: all connections waiting now are accepted — not
+    /// just one per `poll` — each a non-blocking socket, closed on exec; each
+    /// new client gets the next id (1, 2, 3, … in accept order, `welcome`), the
+    /// line `welcome ID` queued, a place in `self.clients` under its descriptor
+    /// number, and its idle deadline ([`Server::touch`]). When no connection is
+    /// left, return.
     ///
-    /// `SOCK_NONBLOCK` is essential: every `recv`/`send` on a client socket
-    /// must return EAGAIN instead of waiting. The listening socket is
-    /// non-blocking too ([`open_listener`]): a client may connect and reset
-    /// between `poll` and `accept`, and a blocking `accept` would then hang
-    /// the server until the next connection.
+    /// Errors, by what they mean:
+    /// - a signal, or a client that connected and reset before we got to it:
+    ///   go on with the next;
+    /// - out of descriptors or memory: [`warn`], stop accepting
+    ///   (`self.accepting = false`) and return. The connection stays queued and
+    ///   the listening socket stays readable: polling it again would wake the
+    ///   loop at once, forever. [`Server::flush_and_reap`] switches accepting
+    ///   back on when a client leaves;
+    /// - anything else: [`warn`] and return.
+    ///
+    /// Why non-blocking: every `recv`/`send` on a client socket must return
+    /// EAGAIN instead of waiting. The listening socket is non-blocking too
+    /// ([`open_listener`]): a client may connect and reset between `poll` and
+    /// `accept`, and a blocking `accept` would then hang the server until the
+    /// next connection.
+    ///
+    /// Look up: `nix::sys::socket::{accept4, SockFlag}`, `man 2 accept4` (the
+    /// flags, and the ERRORS list); [`Client::new`], [`Client::send_line`].
     fn accept_clients(&mut self) {
-        todo!("accept_clients: accept4 until EAGAIN, welcome ID, touch")
+        todo!("TODO 4: accept the pending connections")
     }
 
     /// TODO 8 — read from the client at `fd` (which `poll` reported readable,
     /// hung up, or in error) and execute every complete line it has now.
     ///
-    /// 1. No client at `fd`: return. Else [`receive`] into its input buffer:
-    ///    `Nothing` → return; `Gone` → set its state to `Gone` (it is closed
-    ///    by [`Server::flush_and_reap`]) and return; `Bytes` → go on.
-    /// 2. [`take_lines`] out of `client.input`. Note whether the incomplete
-    ///    rest is now longer than [`MAX_LINE`].
-    /// 3. [`Server::touch`] the client: it has sent something.
-    /// 4. [`Server::handle_line`] each line — but stop as soon as the client
-    ///    is no longer `Open` (after `QUIT`, nothing it sent behind it is
-    ///    executed).
-    /// 5. Rest too long (and still `Open`): `ERR line too long`, `Closing`.
+    /// What it must achieve: one [`receive`]. A client that has gone is marked
+    /// [`State::Gone`] (it is closed by [`Server::flush_and_reap`]); if bytes
+    /// came, every complete line is executed in order ([`Server::handle_line`])
+    /// — but nothing after a line that ended the conversation (after `QUIT`,
+    /// the client is no longer `Open`) — and the client's idle deadline starts
+    /// again ([`Server::touch`]). An incomplete rest longer than [`MAX_LINE`]
+    /// gets `ERR line too long` and the client is closed.
     ///
-    /// Borrowing: `self.clients.get_mut(&fd)` borrows `self.clients`; finish
-    /// with that client (steps 1–2) before calling `self.touch(..)` or
-    /// `self.handle_line(..)`, which need all of `self`. Look the client up
-    /// again where you need it afterwards.
+    /// Borrowing: a client borrowed from `self.clients` must be finished with
+    /// before you call a method that needs all of `self` (`touch`,
+    /// `handle_line`); look it up again where you need it afterwards.
+    ///
+    /// Look up: [`receive`], [`take_lines`], `BTreeMap::get_mut`.
     fn read_client(&mut self, fd: RawFd, buf: &mut [u8]) {
-        todo!("read_client: receive, take_lines, touch, handle_line each")
+        todo!("TODO 8: receive and execute lines")
     }
 
     /// TODO 9 — execute one command line from the client at `fd`.
     ///
-    /// Split the line at its first space into the command word and the
-    /// rest (`position(|&b| b == b' ')`), then `match (word, rest)` on byte
-    /// strings:
+    /// What it must achieve (the contract in the module docs and the README):
     /// - `ECHO TEXT` → `TEXT` to the sender;
     /// - `SAY TEXT` → `ID: TEXT` (the *sender's* id) to every *other* client
-    ///   that is `Open` (iterate `self.clients.iter_mut()`, skip `fd`);
-    /// - `TIMER MS LABEL` ([`parse_timer`]) → push `Event::Timer { fd, id,
-    ///   label }` at `Instant::now() + Duration::from_millis(ms)` onto
-    ///   `self.deadlines` (use `checked_add`: `None` for an absurd MS is
-    ///   malformed, too). Nothing is sent now;
-    /// - `QUIT` (nothing after it) → `BYE`, state `Closing`;
-    /// - anything else, also `ECHO` without a space or a malformed `TIMER`
+    ///   that is `Open` (`say`);
+    /// - `TIMER MS LABEL` ([`parse_timer`]) → a deadline MS milliseconds from
+    ///   now that will send `TIMER LABEL` to this client ([`Event::Timer`]).
+    ///   Nothing is sent now. An MS so large that the instant cannot be
+    ///   represented is malformed;
+    /// - `QUIT` (nothing after it) → `BYE`, and the client starts closing;
+    /// - anything else — also `ECHO` without a space, or a malformed `TIMER` —
     ///   → `ERR unknown command`.
     ///
-    /// Never wait here: `TIMER` does not sleep (one `sleep` stops every
-    /// client), it only adds a deadline; [`run`]'s `poll` wakes up for it.
+    /// Never wait here: `TIMER` does not sleep (one `sleep` stops every client),
+    /// it only adds a deadline; [`run`]'s `poll` wakes up for it.
+    ///
+    /// Look up: matching on byte-string literals (`b"ECHO"`);
+    /// `Instant::checked_add`; [`Deadlines::push`]; [`Client::send_line`].
     fn handle_line(&mut self, fd: RawFd, line: &[u8]) {
-        todo!("handle_line: ECHO, SAY, TIMER, QUIT, else ERR unknown command")
+        todo!("TODO 9: execute one command")
     }
 
     /// Reads from stdin, which `poll` reported readable or hung up. Returns
@@ -632,49 +638,41 @@ impl Server {
         }
     }
 
-    /// TODO 3 — build the `pollfd` array and wait in `poll` until a
-    /// descriptor is ready or `timeout` has passed (slide "I/O Multiplexing
-    /// (poll)"). Return who is ready, with what.
+    /// TODO 3 — wait in one `poll` until a descriptor is ready or `timeout` has
+    /// passed (slide "I/O Multiplexing (poll)"), and say who is ready, with
+    /// what.
     ///
-    /// Two `Vec`s side by side, index `i` in one belonging to index `i` in
-    /// the other: `fds: Vec<PollFd>` for `poll`, `sources: Vec<Source>` to
-    /// know afterwards whose entry it was.
-    /// - the listening socket, `PollFlags::POLLIN` — only if
-    ///   `self.accepting`;
-    /// - stdin (`self.console`), `POLLIN`;
-    /// - every client: `POLLIN` (unless its `output` is
-    ///   [`PAUSE_BACKLOG`] bytes or longer), and `POLLOUT` only while its
-    ///   `output` is not empty. `Source::Client { fd, id: client.id }`.
+    /// What it must achieve: `poll` watches the listening socket (only while
+    /// `self.accepting`), stdin and every client — for input unless the
+    /// client's unsent output has reached [`PAUSE_BACKLOG`] (flow control), and
+    /// for room to write only while it has output waiting. It returns the
+    /// [`Source`] and the reported events of every descriptor that has any;
+    /// nothing when the timeout passed or a signal interrupted the wait
+    /// ("Reparierbar (z.B. interrupted system call) → nochmal"); any other
+    /// error is fatal ("Fatal → Terminate").
     ///
-    /// `PollFd::new(x.as_fd(), flags)` borrows the descriptor: the `fds`
-    /// vector cannot outlive `&self`, which is why this returns plain
-    /// `(Source, PollFlags)` pairs and the caller handles them afterwards.
-    ///
-    /// Then `poll(&mut fds, timeout)`:
-    /// - `Ok(0)`: the timeout passed — return an empty `Vec` (the deadlines
-    ///   are handled at the top of the loop);
-    /// - `Err(Errno::EINTR)`: a signal — empty `Vec`, too ("Reparierbar
-    ///   (z.B. interrupted system call) → nochmal");
-    /// - another error: `Err(Failure::Sys("poll", errno))` ("Fatal →
-    ///   Terminate");
-    /// - `Ok(n)`: pair each source with `fd.revents()` (an `Option`; treat
-    ///   `None` as `PollFlags::POLLERR`) and keep those that are not empty.
+    /// `PollFd` borrows the descriptor, so the array cannot outlive `&self`:
+    /// that is why this returns plain `(Source, PollFlags)` pairs and the
+    /// caller handles them afterwards.
     ///
     /// Pitfalls:
-    /// - POLLOUT for every client always: a socket with room in its buffer
-    ///   is always writable, so `poll` returns at once, every time — a busy
-    ///   loop.
-    /// - POLLHUP and POLLERR are reported even if you did not ask for them;
-    ///   the caller must react to them (read, see EOF or the error, close),
-    ///   or `poll` reports them again and again.
-    /// - Why not `select`: an `fd_set` holds descriptors below `FD_SETSIZE`
-    ///   = 1024 only ("fd_set Makros"); nix's `FdSet::insert` panics for
-    ///   1024 and above, C's `FD_SET` silently writes past the array. With
-    ///   the descriptor limit raised, 1000 clients would get there. And
+    /// - asking every client for room to write, always: a socket with room in
+    ///   its buffer is always writable, so `poll` returns at once, every time —
+    ///   a busy loop (`idle-cpu`);
+    /// - hang-ups and errors are reported even if you did not ask for them; the
+    ///   caller must react to them (read, see EOF or the error, close), or
+    ///   `poll` reports them again and again;
+    /// - why not `select`: an `fd_set` holds descriptors below `FD_SETSIZE` =
+    ///   1024 only ("fd_set Makros"); nix's `FdSet::insert` panics for 1024 and
+    ///   above, C's `FD_SET` silently writes past the array. With the
+    ///   descriptor limit raised, 500 clients get close (`many-clients`). And
     ///   `select` overwrites its sets and its `timeval`: everything must be
     ///   rebuilt before each call. `poll` has neither problem.
+    ///
+    /// Look up: `nix::poll::{poll, PollFd, PollFlags}`, `man 2 poll`
+    /// (`revents`, POLLHUP, POLLERR); `AsFd::as_fd`.
     fn poll_once(&self, timeout: PollTimeout) -> Result<Vec<(Source, PollFlags)>, Failure> {
-        todo!("poll_once: pollfd array of listener, stdin and clients; poll; collect revents")
+        todo!("TODO 3: one poll over every descriptor")
     }
 
     /// Writes the pending output of every client, then closes the clients
@@ -703,16 +701,18 @@ impl Server {
         }
     }
 
-    /// TODO 11 — `quit` or EOF on stdin: say `BYE shutdown` to every client
-    /// and close them all.
+    /// TODO 11 — `quit` or EOF on stdin: say `BYE shutdown` to every client and
+    /// close them all (`shutdown`).
     ///
-    /// For every client: if it is `Open`, `send_line(b"BYE shutdown")`; then
-    /// [`Client::flush`] it (we are about to exit: this is its last chance).
-    /// Then `self.clients.clear()`: dropping the clients closes their
-    /// sockets (slide "Typische Programmstruktur", *Aufräumen*: "Alle
-    /// Deskriptoren schließen").
+    /// What it must achieve: every client that is `Open` gets `BYE shutdown`;
+    /// every client's pending output gets its last chance to go out (we are
+    /// about to exit); then every client socket is closed (slide "Typische
+    /// Programmstruktur", *Aufräumen*: "Alle Deskriptoren schließen").
+    ///
+    /// Look up: [`Client::send_line`], [`Client::flush`]; dropping a [`Client`]
+    /// closes its socket.
     fn shutdown(&mut self) {
-        todo!("shutdown: BYE shutdown to every client, flush, close all")
+        todo!("TODO 11: goodbye to everyone")
     }
 }
 
@@ -765,46 +765,40 @@ fn announce(addr: &SockaddrIn) -> Result<(), Failure> {
 /// TODO 2 — set everything up and run the event loop until stdin says
 /// `quit` or ends. Return `Ok(())` then (exit status 0).
 ///
-/// *Initialisierung* (all provided, just call them, in this order):
+/// *Initialisierung* — all provided, you only call it: raise the descriptor
+/// limit ([`raise_fd_limit`]), open the listening socket
+/// ([`open_listener`]), take the server's own copy of descriptor 0 (the
+/// server owns everything it polls), print the address ([`announce`]), make
+/// the [`Server`] (`--idle-ms 0` means no idle limit) and one receive buffer
+/// of [`READ_CHUNK`] bytes for all clients.
 ///
-/// ```ignore
-/// raise_fd_limit();
-/// let (listener, addr) = open_listener(config.port)?;
-/// // our own copy of descriptor 0, so the server owns everything it polls
-/// let console = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| Failure::Io("stdin", e))?;
-/// announce(&addr)?;
-/// let idle = (config.idle_ms > 0).then(|| Duration::from_millis(config.idle_ms));
-/// let mut server = Server::new(listener, console, idle);
-/// let mut buf = vec![0u8; READ_CHUNK];
-/// ```
-///
-/// *Hauptschleife*, forever:
-///
-/// 1. **Fire what is due**: `let now = Instant::now();` then
-///    `while let Some(event) = server.deadlines.pop_due(now)` →
-///    [`Server::fire`]. First, before waiting: "Prüfen, ob dieser Zeitpunkt
-///    bereits verstrichen ist → ggf. sofort behandeln".
-/// 2. **Write and tidy up**: [`Server::flush_and_reap`].
-/// 3. **The timeout**: `server.deadlines.timeout(Instant::now())` — the
-///    delta to the earliest deadline, computed afresh every time.
-/// 4. **Wait**: `let ready = server.poll_once(timeout)?;` — the *only*
-///    place where the program waits.
-/// 5. **Handle** each `(source, revents)` in `ready`:
-///    - `Source::Listener` → [`Server::accept_clients`];
-///    - `Source::Console` → [`Server::read_console`]; if it returns true:
-///      [`Server::shutdown`] and `return Ok(())` (*Aufräumen*);
-///    - `Source::Client { fd, id }` → first make sure the client at `fd`
-///      still has id `id` (it may have been closed, and `fd` reused by a
-///      newly accepted client, earlier in this same round); skip it
-///      otherwise. POLLOUT in `revents` → its [`Client::flush`]. POLLIN,
-///      POLLHUP or POLLERR → [`Server::read_client`] (`&mut buf`): a hang-up
-///      or an error shows up as EOF or an error from `recv`.
+/// *Hauptschleife*, forever, in this order — each step has its reason:
+/// 1. handle every deadline that is due ([`Deadlines::pop_due`],
+///    [`Server::fire`]): "Prüfen, ob dieser Zeitpunkt bereits verstrichen
+///    ist → ggf. sofort behandeln";
+/// 2. write pending output and close the clients that are done
+///    ([`Server::flush_and_reap`]);
+/// 3. compute the timeout afresh ([`Deadlines::timeout`]);
+/// 4. wait — in [`Server::poll_once`], the *only* place the program waits;
+/// 5. handle what is ready: the listener → [`Server::accept_clients`];
+///    stdin → [`Server::read_console`], and when that says stop,
+///    [`Server::shutdown`] and return (*Aufräumen*); a client → first make
+///    sure it is still the client that was polled (it may have been closed,
+///    and its descriptor reused by a client accepted earlier in this same
+///    round), then write its output if it has room ([`Client::flush`]), and
+///    read from it ([`Server::read_client`]) if it is readable, hung up or
+///    in error: a hang-up or an error shows up as EOF or an error from
+///    `recv`.
 ///
 /// Rules: nothing in the loop may block except `poll`. No `sleep`, no
-/// blocking `read`, no thread: `cargo grade select` checks that the process
-/// has exactly one thread and that it uses no CPU while idle.
+/// blocking `read`, no thread: `single-thread` and `idle-cpu` check that
+/// the process has exactly one thread and uses no CPU while idle.
+///
+/// Look up: `std::os::fd::BorrowedFd::try_clone_to_owned` (a duplicate of a
+/// descriptor, `man 2 dup`); `Instant::now`; `PollFlags::contains` and
+/// `intersects`.
 fn run(config: Config) -> Result<(), Failure> {
-    todo!("run: set up, then the loop: fire due deadlines, flush, timeout, poll, handle")
+    todo!("TODO 2: set up, then the event loop")
 }
 
 // ---------------------------------------------------------------------------

@@ -17,27 +17,30 @@
 //! [`SharedMemory::bytes_mut`], [`wait_for`] and `main` are done. Your work
 //! is marked with `todo!()`:
 //!
-//! 1. [`SharedMemory::map`] — `mmap` a shared anonymous page,
-//! 2. [`write_message`] — put a message into the shared bytes, terminated,
+//! 1. [`SharedMemory::map`] — memory that parent and child share,
+//! 2. [`write_message`] — put a message into it, so it can be read back,
 //! 3. [`read_message`] — get it out again,
-//! 4. [`block_sigusr1`] — block SIGUSR1 (before the fork!),
-//! 5. [`run`] — map, block, flush, `fork`,
-//! 6. [`child`] — announce, `sigwait`, read, reply,
-//! 7. [`parent`] — sleep, write, `kill`, `waitpid`, print the reply.
+//! 4. [`block_sigusr1`] — make an early SIGUSR1 wait instead of kill,
+//! 5. [`run`] — set the stage, `fork`,
+//! 6. [`child`] — wait for the notification, read, reply,
+//! 7. [`parent`] — write, notify, wait for the answer.
 //!
 //! The big idea: shared memory is *implicit* communication. Both processes
 //! see the same bytes, no copying needed — but nobody tells the child *when*
 //! the message is there ("Weitere (schmalbandige) Synchronisation ist
 //! notwendig"). The signal SIGUSR1 is that notification: the shared memory
 //! carries the payload, the signal only says "now". And the notification
-//! back is the child's `exit`, which the parent's `waitpid` waits for.
+//! back is the child's `exit`, which the parent waits for.
 //!
 //! The trap: the parent may send the signal *before* the child is ready for
-//! it — even before the child has run a single instruction. SIGUSR1's default
-//! action kills the child. So block SIGUSR1 *before* `fork`: a blocked signal
-//! is kept pending by the kernel, the child inherits the mask, and
-//! `sigwait` collects the signal whenever the child gets there — no handler,
+//! it — even before the child has run a single instruction — and SIGUSR1's
+//! default action kills the child. The way out is to have the kernel *hold*
+//! the signal from before the `fork` until the child takes it: no handler,
 //! no flag, no busy waiting, nothing lost.
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint shm` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 
 // Lets the unfinished skeleton compile without warnings.
 // Delete this line when you are done.
@@ -132,30 +135,27 @@ struct SharedMemory {
 }
 
 impl SharedMemory {
-    /// TODO 1 — map `len` bytes of shared anonymous memory.
+    /// TODO 1 — map `len` bytes of memory that parent and child will share.
     ///
-    /// The slide's `mmap (NULL, 1024, PROT_READ|PROT_WRITE,
-    /// MAP_ANONYMOUS|MAP_SHARED, 0, 0)` is, in nix:
+    /// What it must achieve: a readable and writable mapping of `len` bytes,
+    /// backed by no file, that stays *one* piece of memory when the process
+    /// forks — what the parent writes after the `fork`, the child reads, and
+    /// the other way round. It is the `mmap` of the slide *Beispiel:
+    /// Gemeinsamer Speicher (1/2)*.
     ///
-    /// ```ignore
-    /// let base = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }
-    ///     .map_err(|errno| Failure::Sys("mmap", errno))?;
-    /// Ok(SharedMemory { base: base.cast(), len: len.get() })
-    /// ```
+    /// The pitfall: of the two kinds of mapping, one is duplicated at `fork`
+    /// (copy-on-write): each process then writes its own copy, and nothing ever
+    /// arrives. `man 2 mmap` says which is which.
     ///
-    /// * `mmap_anonymous` adds `MAP_ANONYMOUS` itself (no file behind the
-    ///   memory; it starts zeroed). You choose `MAP_SHARED` or
-    ///   `MAP_PRIVATE` — and only **`MAP_SHARED`** works: `fork` turns a
-    ///   private mapping into two copy-on-write copies, and what the parent
-    ///   writes after the fork never reaches the child.
-    /// * It returns a `NonNull<c_void>`; `.cast()` makes it a `NonNull<u8>`.
-    /// * `unsafe`: `mmap` can replace existing memory when given an address;
-    ///   with `None` the kernel picks a fresh one (say so in a `// SAFETY:`
-    ///   comment).
-    /// * The slide compares the result with `NULL`, but `mmap` fails with
-    ///   `MAP_FAILED` (`-1`). nix gives you an `Err` instead.
+    /// `unsafe`: `mmap` can replace memory in use when it is given an address;
+    /// say in a `// SAFETY:` comment why yours cannot. The slide compares the
+    /// result with `NULL`, but `mmap` reports failure as `MAP_FAILED`; nix
+    /// returns an `Err` — name the call in the [`Failure`].
+    ///
+    /// Look up: `nix::sys::mman::{mmap_anonymous, ProtFlags, MapFlags}`,
+    /// `man 2 mmap`; `NonNull::cast` for the pointer type.
     fn map(len: NonZeroUsize) -> Result<SharedMemory, Failure> {
-        todo!("mmap_anonymous(None, len, PROT_READ | PROT_WRITE, MAP_SHARED)")
+        todo!("TODO 1: map shared memory")
     }
 
     /// The shared bytes, to read. (Provided.)
@@ -180,32 +180,32 @@ impl SharedMemory {
     }
 }
 
-/// TODO 2 — write `msg` into the shared bytes `shm`, *terminated*.
+/// TODO 2 — write `msg` into the shared bytes `shm`, *terminated*, so that
+/// [`read_message`] gets exactly `msg` back.
 ///
-/// Copy the bytes to the start of `shm` (`shm[..n].copy_from_slice(..)`)
-/// and put a `0` byte right after them, like the slide's `sprintf`, which
-/// ends every string with a NUL. ([`read_message`] stops there.)
+/// Why the terminator: the memory still holds what was written before. The
+/// child's reply `Got it [PPID] -- exiting` is shorter than a long message;
+/// written over it without an end mark, the reply is read back with the
+/// tail of the message still attached (`long-message`). Like the slide's
+/// `sprintf`, end the text with a NUL byte. (Command-line arguments cannot
+/// contain NUL bytes, so a NUL can end any MESSAGE. Arbitrary binary data
+/// would need a length field instead.)
 ///
-/// Why the terminator matters: the memory still holds what was written
-/// before. The child's reply `Got it [PPID] -- exiting` is shorter than a
-/// long message; written over it without a terminator, the reply is read
-/// back with the tail of the message still attached.
+/// Never panic: `msg` fits (at most [`MAX_MESSAGE`] bytes in 4096), but if
+/// it ever did not, cut it short rather than index out of bounds.
 ///
-/// `msg` is at most [`MAX_MESSAGE`] bytes and `shm` is 4096, so it fits —
-/// but do not panic if it ever did not: cut it short (`min`), index with
-/// care (`shm.get_mut(n)`).
-///
-/// (A NUL can end any MESSAGE, because command-line arguments cannot contain
-/// NUL bytes. Arbitrary binary data would need a length field instead.)
+/// Look up: the slice methods `copy_from_slice` and `get_mut`.
 fn write_message(shm: &mut [u8], msg: &[u8]) {
-    todo!("copy msg to the start of shm, then a 0 byte")
+    todo!("TODO 2: write a terminated message")
 }
 
 /// TODO 3 — the message in the shared bytes `shm`: the bytes before the
-/// first `0` (`shm.iter().position(|&b| b == 0)`), or all of `shm` if there
-/// is none — never more than `shm` itself (no `unwrap()`).
+/// first NUL byte, or all of `shm` if there is none. Never more than `shm`,
+/// never a panic.
+///
+/// Look up: `Iterator::position`; slicing.
 fn read_message(shm: &[u8]) -> &[u8] {
-    todo!("the bytes of shm before the first 0 byte")
+    todo!("TODO 3: read the message back")
 }
 
 // ---------------------------------------------------------------------------
@@ -263,119 +263,114 @@ fn default_message(ppid: Pid, cpid: Pid) -> Vec<u8> {
 // The handshake — your part
 // ---------------------------------------------------------------------------
 
-/// TODO 4 — block SIGUSR1 and return the set `{SIGUSR1}` (the child waits
-/// on it).
+/// TODO 4 — make sure a SIGUSR1 sent to the child at any moment is neither
+/// lost nor deadly; return the set of signals the child will wait for.
 ///
-/// ```ignore
-/// let mut usr1 = SigSet::empty();
-/// usr1.add(Signal::SIGUSR1);
-/// sigprocmask(SigmaskHow::SIG_BLOCK, Some(&usr1), None).map_err(..)?;   // or usr1.thread_block()
-/// ```
-///
-/// A *blocked* signal is not delivered: the kernel marks it *pending* and
-/// keeps it until the process unblocks it or takes it with `sigwait`. The
-/// signal mask is inherited by `fork`. So if you call this **before**
-/// `fork`, the child is born with SIGUSR1 blocked, and a SIGUSR1 the parent
-/// sends at once — before the child has run one instruction — simply waits
-/// for it.
+/// What it must achieve: from the moment this returns, SIGUSR1 is *held*
+/// by the kernel instead of being delivered: it stays pending until the
+/// process takes it. Done before `fork`, the child inherits that state — so
+/// a SIGUSR1 the parent sends at once, before the child has run a single
+/// instruction, simply waits for it (`race`).
 ///
 /// Why not like the slide (`signal (SIGUSR1, child_handler)` + a flag)?
-/// - A handler installed by the child *after* `fork` comes too late when the
-///   parent is quick: SIGUSR1's default action *terminates* the child
+/// - A handler installed by the child *after* `fork` comes too late when
+///   the parent is quick: SIGUSR1's default action *terminates* the child
 ///   (measured: 194 of 200 children killed).
 /// - A handler installed before `fork` survives that, but then the child
 ///   must notice the flag: polling it (`usleep`) is busy waiting, and
 ///   `while (!flag) pause ();` loses the wake-up if the signal comes between
 ///   the test and `pause` — the child sleeps forever.
 ///
-/// The parent keeps SIGUSR1 blocked too; that is harmless (the slide sets
+/// The parent holds SIGUSR1 too; that is harmless (the slide sets
 /// `SIG_IGN` in the parent so that a stray SIGUSR1 cannot kill it).
+///
+/// Look up: "blocked" and "pending" in `man 7 signal`; `man 2 sigprocmask`;
+/// `nix::sys::signal::{SigSet, sigprocmask, SigmaskHow}`.
 fn block_sigusr1() -> Result<SigSet, Failure> {
-    todo!("SigSet with SIGUSR1, sigprocmask(SIG_BLOCK, ..)")
+    todo!("TODO 4: hold SIGUSR1")
 }
 
-/// TODO 5 — map the memory, prepare SIGUSR1, fork, play both parts. Only
-/// the parent returns.
+/// TODO 5 — set the stage, fork, and play both parts. Only the parent
+/// returns.
 ///
-/// ```text
-/// let mut shm = SharedMemory::map(SHM_SIZE)?;
-/// let usr1 = block_sigusr1()?;                    // BEFORE fork
-/// flush stdout                                    // std::io::stdout().flush()
-/// match unsafe { fork() } {
-///     Child          => report(child(..)), then std::process::exit(code)
-///     Parent { child } => parent(&mut shm, child, config)
-/// }
-/// ```
+/// What it must achieve: one shared mapping of [`SHM_SIZE`] bytes and
+/// SIGUSR1 held (TODO 1, TODO 4), then a `fork`. The child runs [`child`],
+/// has its failure (if any) printed by [`report`] and exits with that
+/// status; the parent runs [`parent`] and returns its result.
 ///
-/// * The order is the point: the mapping must exist before `fork` (the child
-///   inherits it — a mapping made after `fork` would be two separate ones),
-///   and SIGUSR1 must be blocked before `fork` (see [`block_sigusr1`]).
-/// * Flush std's stdout before `fork`: bytes still in its buffer would be
-///   copied into the child and printed twice (map the error with
-///   `Failure::Output`).
-/// * `fork` is `unsafe` in nix: after it, only the calling thread exists in
-///   the child. Our program has one thread, so the child may do anything
-///   (write a `// SAFETY:` comment saying so).
-/// * Child: `let code = report(child(&mut shm, &usr1));` then
-///   `std::process::exit(i32::from(code))`. Never `return` from the child's
-///   branch: it would run the parent's code in `main` a second time.
+/// The order is the point: the mapping must exist before `fork` (the child
+/// inherits it; a mapping made after `fork` is a separate one in each
+/// process), and SIGUSR1 must be held before `fork` (see
+/// [`block_sigusr1`]). Flush std's stdout before forking: bytes still in
+/// its buffer would be copied into the child and printed twice.
+///
+/// Pitfall: the child must never *return* from here — it would run the
+/// parent's code in `main` a second time. It ends the process itself.
+///
+/// `fork` is `unsafe` in nix: after it only the calling thread exists in
+/// the child. This program has one thread, so the child may do anything —
+/// say so in a `// SAFETY:` comment.
+///
+/// Look up: `nix::unistd::{fork, ForkResult}`, `man 2 fork`;
+/// `std::process::exit`; `std::io::Write::flush`.
 fn run(config: Config) -> Result<(), Failure> {
-    todo!("map, block SIGUSR1, flush stdout, fork; child exits, parent returns")
+    todo!("TODO 5: map, hold SIGUSR1, fork")
 }
 
-/// TODO 6 — the child: announce, wait for SIGUSR1, read, reply.
+/// TODO 6 — the child: announce, wait for the parent's signal, read the
+/// message, write the reply.
 ///
-/// 1. `say_waiting(getpid())?`
-/// 2. Wait for the signal: `usr1.wait()` — that is `sigwait`: it sleeps
-///    until SIGUSR1 is pending and takes it (map the error with
-///    `Failure::Sys("sigwait", ..)`). If the parent's signal came already,
-///    it returns at once; otherwise the child sleeps, using no CPU, until it
-///    comes. No handler, no flag. (`sigsuspend` — `SigSet::suspend` — works
-///    too, but only together with a handler, even a no-op one: it unblocks
-///    SIGUSR1 for the moment of sleeping, and an unhandled SIGUSR1 would
-///    then kill the child. `sigwait` needs none.)
-/// 3. `say_reading(me, read_message(shm.bytes()))?` — the parent wrote the
-///    message *before* its `kill`, so it is complete now.
-/// 4. [`write_message`] the reply [`reply_text`]`(getppid())` into
-///    `shm.bytes_mut()`.
-/// 5. `say_writing(me, read_message(shm.bytes()))` — read back from the
-///    shared memory, like the slide's `printf (…, shmem)`.
+/// What it must achieve, in this order (the provided `say_*` helpers print
+/// the lines):
+/// 1. `child CPID: waiting for message...`;
+/// 2. wait until the parent's SIGUSR1 has come — asleep, using no CPU,
+///    without a handler; if it came already, go on at once;
+/// 3. `child CPID reading from shmem: MSG`, MSG read from the shared memory
+///    (the parent wrote it *before* signalling, so it is complete);
+/// 4. the reply [`reply_text`] written into the shared memory;
+/// 5. `child CPID writing to shmem: REPLY`, read back from the shared
+///    memory like the slide's `printf (…, shmem)`.
 ///
-/// Then return; [`run`] exits the child. Its `exit` is the parent's
-/// notification: the reply is written.
+/// Then return; [`run`] exits the child, and that exit is the parent's
+/// notification that the reply is there.
 ///
-/// Not like the slide: `while (!message) usleep (1000);` wakes up a thousand
-/// times a second to look at a flag — *polling*, the costly busy waiting the
-/// slide *Implizite Kommunikation* warns about ("Aufwendiges busy-waiting");
-/// `while (!message);` without the `usleep` burns a whole CPU. And a plain
-/// `static mut` flag may be read once and never again by the optimiser.
+/// Not like the slide: `while (!message) usleep (1000);` wakes up a
+/// thousand times a second to look at a flag — polling, the costly busy
+/// waiting the slide *Implizite Kommunikation* warns about ("Aufwendiges
+/// busy-waiting"; `no-busy-wait`, `no-polling`).
+///
+/// Take a fresh slice of the shared memory after each wait (see
+/// [`SharedMemory::bytes`]).
+///
+/// Look up: `man 3 sigwait`; the waiting methods of
+/// `nix::sys::signal::SigSet`; `nix::unistd::{getpid, getppid}`.
 fn child(shm: &mut SharedMemory, usr1: &SigSet) -> Result<(), Failure> {
-    todo!("say_waiting, usr1.wait(), say_reading, write the reply, say_writing")
+    todo!("TODO 6: the child's part")
 }
 
-/// TODO 7 — the parent: sleep, write the message, notify, wait, print the
-/// reply.
+/// TODO 7 — the parent: wait the configured delay, write the message,
+/// notify the child, wait for its answer, print the reply.
 ///
-/// 1. `std::thread::sleep(config.delay)` — the delay (`--delay-ms`, default
-///    0) only makes the child's waiting observable. With 0, the signal may
-///    come before the child has even started: [`block_sigusr1`] before the
-///    fork is what makes that safe.
-/// 2. The message: `config.message`, or [`default_message`]`(getpid(), child)`
-///    when it is `None`. [`write_message`] it into `shm.bytes_mut()`.
-/// 3. Then — only then — `kill(child, Signal::SIGUSR1)` (map the error with
-///    `Failure::Sys("kill", ..)`): payload first, notification second.
-/// 4. [`wait_for`]`(child)?`: `waitpid` returns when the child has exited,
-///    so its reply is in the shared memory — and the child is reaped, not
-///    left behind as a zombie. Look at the status: `WaitStatus::Exited(_, 0)`
-///    is success; `Exited(_, code)` → `Err(Failure::ChildFailed(u8::try_from(code).unwrap_or(1)))`
-///    (the child has already said why); anything else (killed by a signal)
-///    → `Err(Failure::Child(status))`.
-/// 5. `say_reply(child, read_message(shm.bytes()))`.
+/// What it must achieve:
+/// 1. sleep `config.delay` (`--delay-ms`, default 0: the signal may then
+///    come before the child has even started — TODO 4 makes that safe);
+/// 2. write the message — `config.message`, or [`default_message`] when
+///    there is none — into the shared memory;
+/// 3. only then notify the child with SIGUSR1: payload first, notification
+///    second;
+/// 4. wait until the child has exited: then its reply is in the shared
+///    memory, and the child is reaped, not left behind as a zombie
+///    (`reaped`). A child that exited with a status other than 0, or was
+///    killed, is a [`Failure`] (the variants say which);
+/// 5. `Message from child CPID: REPLY` ([`say_reply`]).
 ///
-/// Without the wait, the parent reads the shared memory before the child has
-/// answered — and finds its own message there.
+/// Without the wait, the parent reads the shared memory before the child
+/// has answered — and finds its own message there.
+///
+/// Look up: `nix::sys::signal::kill`, `man 2 kill`; [`wait_for`] and
+/// `nix::sys::wait::WaitStatus`; `std::thread::sleep`.
 fn parent(shm: &mut SharedMemory, child: Pid, config: Config) -> Result<(), Failure> {
-    todo!("sleep, write the message, kill SIGUSR1, waitpid, say_reply")
+    todo!("TODO 7: the parent's part")
 }
 
 /// `waitpid` for `child`, retrying if a signal interrupts the wait.

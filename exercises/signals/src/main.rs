@@ -13,18 +13,22 @@
 //! The argument parsing, the output helper and `main` are done. Your work is
 //! marked with `todo!()`:
 //!
-//! 1. [`on_signal`] — the signal handler (one line!),
-//! 2. [`install_handlers`] — `sigaction` for SIGINT, SIGALRM, SIGTERM,
-//! 3. [`report_signals`] — print `Caught signal N` for pending signals,
+//! 1. [`on_signal`] — the handler: record that a signal arrived,
+//! 2. [`install_handlers`] — make the three signals run it,
+//! 3. [`report_signals`] — the main loop's side: report what was recorded,
 //! 4. [`assemble_lines`] — cut the bytes you read into lines,
-//! 5. [`echo_loop`] — the `read` loop with `EINTR` handling.
+//! 5. [`echo_loop`] — read, echo, report; and wake up for a signal.
 //!
 //! The big idea: a signal handler may run between *any* two instructions of
 //! your program, so it must not print or allocate. It only records "signal N
-//! arrived" in an atomic variable. The main loop notices the record and does
-//! the printing. To notice it while blocked in `read(2)`, install the
-//! handlers without `SA_RESTART`: then `read` returns `Err(Errno::EINTR)`
-//! when a signal arrives, and your loop gets control back.
+//! arrived"; the main loop notices the record and does the printing. The
+//! hard part is the noticing: while the main loop sleeps in `read(2)`, the
+//! handler runs and returns — and then? Whether `read` goes on waiting or
+//! hands control back to your loop is decided when you install the handler.
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint signals` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 
 // Lets the unfinished skeleton compile without warnings.
 // Delete this line when you are done.
@@ -50,56 +54,64 @@ const USAGE: &str = "usage: sigecho [--alarm SECONDS]";
 const CAUGHT: [Signal; 3] = [Signal::SIGINT, Signal::SIGALRM, Signal::SIGTERM];
 
 /// Signals caught but not yet reported: bit `n` set means "signal `n`
-/// arrived". Set by [`on_signal`], taken (read and cleared in one step) by
-/// [`report_signals`].
+/// arrived". Set by [`on_signal`], taken — read and cleared in one
+/// indivisible step — by [`report_signals`].
 ///
 /// Keep it an atomic. A `static mut FLAG: bool` polled in a loop "works" in
 /// debug builds and hangs in release builds: the optimiser sees nothing in
 /// the loop that writes the variable, loads it once and keeps it in a
-/// register. Atomic loads happen every time, and `fetch_or` / `swap` update
-/// indivisibly, so a signal arriving in between is never lost.
+/// register. Atomic operations happen every time, and the read-modify-write
+/// ones update indivisibly, so a signal arriving in between is never lost.
 static PENDING: AtomicU64 = AtomicU64::new(0);
 
-/// TODO 1 — the signal handler, used for all three signals.
+/// TODO 1 — the signal handler, installed for all three signals.
 ///
-/// Record that signal `signo` arrived: set bit `signo` of [`PENDING`]
-/// (`PENDING.fetch_or(1 << signo, Ordering::SeqCst)`). Nothing else.
+/// What it must achieve: record that signal `signo` arrived, so that the
+/// main loop can report it later — and nothing else. Several different
+/// signals may arrive before the main loop looks: each leaves its own mark
+/// in [`PENDING`], none erases another's.
 ///
-/// Why so little? The handler interrupts the main program wherever it
-/// happens to be — possibly inside `println!` while it holds the stdout lock,
-/// or inside `malloc`. Only *async-signal-safe* operations are allowed here
-/// (`man 7 signal-safety`): atomics, `write(2)`, `_exit`… but not `println!`
-/// (under a storm of signals it aborts: "RefCell already borrowed"), not
-/// `format!`/`Vec`/`String` (allocation can deadlock or abort in `malloc`).
-/// The slide's `printf` in `sighandler` has exactly this bug.
+/// Why so little: the handler interrupts the main program wherever it
+/// happens to be — possibly inside `println!` while it holds the stdout
+/// lock, or inside `malloc`. Only *async-signal-safe* operations are allowed
+/// here (`man 7 signal-safety`). Printing, formatting or allocating can
+/// deadlock or abort the process; the slide's `printf` in `sighandler` has
+/// exactly this bug, and `signal-storm` finds it.
 ///
-/// Do not leave the `todo!()` in here once handlers are installed: a panic
-/// inside an `extern "C"` function aborts the whole process.
+/// Look up: the atomic read-modify-write operations of
+/// `std::sync::atomic::AtomicU64`; `man 7 signal-safety`.
+///
+/// Do not leave the `todo!()` in here once the handlers are installed: a
+/// panic inside an `extern "C"` function aborts the whole process.
 extern "C" fn on_signal(signo: c_int) {
-    todo!("set bit `signo` in PENDING")
+    todo!("TODO 1: record that signal `signo` arrived")
 }
 
-/// TODO 2 — install [`on_signal`] for SIGINT, SIGALRM and SIGTERM.
+/// TODO 2 — make SIGINT, SIGALRM and SIGTERM run [`on_signal`].
 ///
-/// Build one action and install it for each signal in [`CAUGHT`]:
+/// What it must achieve: from now on each of the three signals runs the
+/// handler — at every delivery, not just the first — and a signal that
+/// arrives while the main loop is blocked in `read` gives the loop control
+/// back at once (`sigint-idle`, `sigterm`, `alarm-periodic`). A handler that
+/// merely *runs* is not enough: installed one way, the kernel resumes the
+/// interrupted `read` as if nothing had happened, and the message appears
+/// only after the next line of input. Find out which way is which in
+/// `man 7 signal` ("Interruption of system calls and library functions by
+/// signal handlers").
 ///
-/// ```ignore
-/// let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
-/// unsafe { sigaction(signal, &action) }?;   // for each signal
-/// ```
+/// Why not like the slide: it calls `signal()`, whose flags glibc chooses
+/// for you, and re-installs the handler inside the handler, an old System V
+/// habit. Use the call with which *you* decide the flags and the signals
+/// blocked while the handler runs.
 ///
-/// * `SaFlags::empty()` — deliberately **without** `SA_RESTART`. With
-///   `SA_RESTART` the kernel silently restarts an interrupted `read`, so your
-///   loop would stay blocked and only notice SIGINT/SIGTERM when the next
-///   line of input arrives. glibc's `signal()` (the slide's call) sets
-///   `SA_RESTART` behind your back — one reason to prefer `sigaction`.
-/// * `SigSet::empty()` — no extra signals blocked while the handler runs.
-/// * `unsafe`: `sigaction` cannot check that your handler is
-///   async-signal-safe; that is your promise (write a `// SAFETY:` comment).
-/// * Unlike the slide, no need to re-install the handler inside the handler:
-///   a `sigaction` handler stays installed.
+/// `unsafe`: the compiler cannot check that a handler is
+/// async-signal-safe; installing one is your promise (say why in a
+/// `// SAFETY:` comment).
+///
+/// Look up: `nix::sys::signal::{sigaction, SigAction, SigHandler, SaFlags,
+/// SigSet}`; `man 2 sigaction` (the flags), `man 7 signal`.
 fn install_handlers() -> nix::Result<()> {
-    todo!("sigaction(SIGINT/SIGALRM/SIGTERM, handler without SA_RESTART)")
+    todo!("TODO 2: install on_signal for SIGINT, SIGALRM and SIGTERM")
 }
 
 /// Schedules the next SIGALRM in `secs` seconds; `0` means "no alarm".
@@ -143,79 +155,81 @@ fn write_all(bytes: &[u8]) -> Result<(), Failure> {
     stdout.write_all(bytes).and_then(|()| stdout.flush()).map_err(Failure::Write)
 }
 
-/// TODO 3 — report every signal caught since the last call.
+/// TODO 3 — report every signal recorded since the last call.
 ///
-/// * Take the pending bits *and* clear them in one step:
-///   `PENDING.swap(0, Ordering::SeqCst)`. (A separate `load` and `store`
-///   would lose a signal arriving in between.)
-/// * For each signal in [`CAUGHT`] whose bit is set (`signal as c_int` is its
-///   number): `write_all` the line `Caught signal N\n`, then
-///   - SIGALRM: re-arm with [`arm_alarm`]`(alarm_secs)` — `alarm` fires only
-///     once, periodic means arming it again;
-///   - SIGTERM: return `Ok(Flow::Exit)` — we *handled* SIGTERM, so we exit
-///     with status 0 instead of being killed by it.
-/// * Otherwise return `Ok(Flow::Continue)`.
+/// What it must achieve: for each signal of [`CAUGHT`] that arrived, in that
+/// order, one line `Caught signal N` (N its number) through [`write_all`].
+/// After SIGALRM the next alarm is scheduled: the contract wants one every
+/// `alarm_secs` seconds, and `alarm(2)` fires once. After SIGTERM the caller
+/// is told to exit — status 0, because the signal was *handled*. Every
+/// recorded signal is reported once, and the record is left empty.
 ///
-/// The main loop calls this only between complete output lines, so a signal
-/// message never lands inside an echoed line.
+/// The pitfall: the handler may run again at any moment — also between your
+/// looking at [`PENDING`] and your clearing it. A signal that arrives in
+/// that gap must not be lost: looking and clearing must be one indivisible
+/// step.
+///
+/// Why here and not in the handler: the main loop calls this only between
+/// complete output lines, so a message never lands inside an echoed line.
+///
+/// Look up: the atomic operations of `AtomicU64` again; [`arm_alarm`];
+/// [`Flow`].
 fn report_signals(alarm_secs: u32) -> Result<Flow, Failure> {
-    todo!("swap PENDING to 0, print `Caught signal N` lines, re-arm / exit")
+    todo!("TODO 3: report the recorded signals")
 }
 
 /// TODO 4 — add the bytes just read (`chunk`) to the line being assembled.
 ///
-/// `read` returns whatever is available: half a line, many lines, a line and
-/// a half. So:
-/// * for every newline in `chunk`: append the bytes before it to `partial`;
-///   if `partial` is now exactly `b"exit"` return `Flow::Exit` (everything
-///   after it is ignored); otherwise append `partial` and a `b'\n'` to `out`
-///   and clear `partial`;
-/// * append the bytes after the last newline to `partial` and return
-///   `Flow::Continue`. They wait there until their newline arrives — also
-///   across signals (`abc`, SIGINT, `def\n` must give `abcdef`).
+/// What it must achieve: every line that `chunk` completes goes to `out`,
+/// newline included; the bytes after the last newline wait in `partial` for
+/// the rest of their line — also across signals (`abc`, SIGINT, `def⏎` must
+/// give `abcdef`). A line that is exactly `exit` (without its newline)
+/// returns [`Flow::Exit`]: the lines before it are in `out`, nothing after
+/// it counts. Otherwise the result is [`Flow::Continue`].
 ///
-/// Work on bytes (`&[u8]`, `Vec<u8>`), not `String`: the input need not be
-/// UTF-8 and must be copied exactly. Compare the *whole* line with `exit` —
-/// the slide's `strcmp (buffer, "exit", 4)` (really `strncmp`) also accepts
-/// `exitfoo`, and its `strcmp` would fail because `buffer` still holds the
-/// newline.
+/// Why: `read` returns whatever is there — half a line, many lines, a line
+/// and a half. Finding line boundaries is your job.
+///
+/// Pitfalls, all in the slide: its `strcmp (buffer, "exit", 4)` (really
+/// `strncmp`) also accepts `exitfoo`; its `buffer` still holds the newline;
+/// its `strlen` stops at the first NUL byte. Work on bytes (`&[u8]`,
+/// `Vec<u8>`), not `String`: the input need not be UTF-8 and is copied
+/// exactly (`echo`, `exit-line`).
+///
+/// Look up: the slice methods that find a byte; `Vec::extend_from_slice`.
 fn assemble_lines(partial: &mut Vec<u8>, chunk: &[u8], out: &mut Vec<u8>) -> Flow {
-    todo!("split chunk at newlines; complete lines go to out, the rest stays in partial")
+    todo!("TODO 4: cut the bytes into lines")
 }
 
-/// TODO 5 — the main loop: report signals, read, echo complete lines, repeat.
+/// TODO 5 — the main loop: report signals, read stdin, echo complete lines;
+/// until `exit`, EOF or SIGTERM.
 ///
-/// ```text
-/// loop {
-///     report_signals(alarm_secs)?   -> return Ok(()) on Flow::Exit
-///     match read(stdin.as_fd(), &mut buf) {   // nix::unistd::read, fd 0
-///         Err(Errno::EINTR) => continue        // a handler ran: go report it
-///         Err(e)            => return Err(Failure::Read(e))
-///         Ok(0)             => EOF: ...
-///         Ok(n)             => assemble_lines(.., &buf[..n], ..), write_all(out) ...
-///     }
-/// }
-/// ```
+/// What it must achieve:
+/// - every signal is reported promptly: while the program is blocked
+///   waiting for input, and also when it never blocks because input keeps
+///   coming (`signal-storm`);
+/// - input already read is never lost because a signal arrived;
+/// - at EOF the unterminated last line is still a line (written with a
+///   newline added, unless it is exactly `exit`), then `Exiting`;
+/// - it returns `Ok(())` after `exit` (the lines before it written), after
+///   EOF and after SIGTERM; a read error that is not an interruption is a
+///   [`Failure::Read`];
+/// - while nothing happens it sleeps in the kernel: no CPU, no polling
+///   (`idle-cpu`).
 ///
-/// * Use `nix::unistd::read` on `std::io::stdin().as_fd()`, not
-///   `read_line`/`BufRead::lines`: std retries `EINTR` inside them, so your
-///   loop would not see a signal until the next input arrives.
-/// * `EINTR` is *not* EOF and not an error: nothing was read, nothing is
-///   lost. (The slide prints `perror` and continues — the continuing is
-///   right.)
-/// * Check the pending signals before *every* `read`, also after a
-///   successful one: a signal may arrive while you are busy echoing.
-/// * EOF (`Ok(0)`): an unterminated last line is still a line — if it is
-///   exactly `exit` just return, else write it plus `\n`. Then write
-///   `Exiting\n` and return `Ok(())`.
-/// * Return `Ok(())` too when [`assemble_lines`] says `Flow::Exit` — after
-///   writing the lines that came before the `exit` line.
+/// The pitfalls: std's line readers (`read_line`, `lines`) and
+/// `read_to_end`/`read_exact` retry an interrupted read internally, so your
+/// loop would not see a signal until the next input — read the raw
+/// descriptor instead (plain `Read::read` does not retry either way: it
+/// reports the interruption). A read interrupted by a
+/// signal is neither EOF nor an error: nothing was read, nothing is lost
+/// (the slide's `perror` + `continue` has the right idea). Making stdin
+/// non-blocking and looping around it is busy waiting.
+///
+/// Look up: `nix::unistd::read`, `nix::errno::Errno`, `man 2 read`
+/// (ERRORS); `std::os::fd::AsFd` for the descriptor of `std::io::stdin()`.
 fn echo_loop(alarm_secs: u32) -> Result<(), Failure> {
-    let stdin = std::io::stdin();
-    let mut buf = [0u8; 64 * 1024];
-    let mut partial: Vec<u8> = Vec::new();
-    let mut out: Vec<u8> = Vec::new();
-    todo!("the read loop")
+    todo!("TODO 5: the read loop")
 }
 
 /// Installs the handlers, arms the alarm, announces itself, echoes.

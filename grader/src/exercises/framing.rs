@@ -10,9 +10,12 @@
 //! process closed the end it does not use, and EPIPE arrives once the reader
 //! is gone.
 
-use super::support::{expect_diagnostic, expect_some_stderr, live_children, WatchedChild};
+use nix::unistd::Pid;
+
+use super::support::{expect_diagnostic, expect_some_stderr, live_children, who_holds_pipe, WatchedChild};
 use crate::check::{same, same_line, Check, Ctx, Exercise};
-use crate::harness::{procfs, show, Exit, Failure, Program, Step};
+use crate::harness::procfs::{self, PipeEnd};
+use crate::harness::{show, Exit, Failure, Kind, Program, Step};
 
 const BIN: &str = "pipeframe";
 
@@ -22,6 +25,7 @@ pub fn exercise() -> Exercise {
         title: "Framing: length-prefixed messages over pipes",
         slides: "„Streams“, „Bidirektionale Pipes“ (sendData/receiveData with htons), „Konvertierungsfunktionen (2)“, „Pipes, Sockets und Prozesse (5)“",
         bins: &[BIN],
+        hints: include_str!("../../hints/framing.toml"),
         checks: vec![
             Check::new(
                 "encode-bytes",
@@ -242,7 +246,8 @@ fn relay_eof(cx: &Ctx) -> Step {
     p.send(b"\n");
     p.send(&body);
     p.close_stdin();
-    p.expect_exit(0, "exit status 0 once stdin ended (the child must see EOF on the pipe)", cx.secs(5.0))?;
+    p.expect_exit(0, "exit status 0 once stdin ended (the child must see EOF on the pipe)", cx.secs(5.0))
+        .map_err(|f| pipe_held_open(&p, f))?;
     let mut want = b"0 \n".to_vec();
     for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         want.extend_from_slice(format!("{} ", line.len()).as_bytes());
@@ -254,10 +259,68 @@ fn relay_eof(cx: &Ctx) -> Step {
             format!("the parent exited, but its child (pid {shown}) had not been reaped by it"),
             "the parent to close its write end, then `waitpid` for the child before exiting",
         )
-        .map_err(|f| f.with_hint("a parent that exits without `waitpid` leaves its child running or a zombie"))?;
+        .map_err(|f| {
+            f.diagnosed(
+                "the parent exited without `waitpid`: its child was left running or a zombie",
+                "the parent closes its write end, then waits for the child with `waitpid` before it exits",
+            )
+        })?;
     // The child may still be printing if the parent did not wait: compare
     // only once it is gone.
     same("the child's lines", p.stdout_pending(), &want)
+}
+
+/// The relay's processes by name: the parent is the program itself.
+fn relay_name(p: &Program, pid: Pid) -> String {
+    if pid == p.pid() {
+        format!("{BIN} (pid {pid})")
+    } else {
+        format!("{BIN}'s child (pid {pid})")
+    }
+}
+
+/// A relay that hangs after stdin ended: when a process of it waits on a
+/// pipe whose other end is kept open, say who keeps it.
+fn pipe_held_open(p: &Program, f: Failure) -> Failure {
+    if f.kind != Kind::TimedOut {
+        return f;
+    }
+    let Some(held) = who_holds_pipe(p, |pid| relay_name(p, pid)) else { return f };
+    let hint = if held.holder == held.blocked {
+        "in the child, close the write end right after `fork`: it only reads, and a pipe reports EOF only when \
+         every write end is closed, its own copy included"
+    } else if held.holder == p.pid() {
+        "the parent closes its write end as soon as stdin ends, before it waits for the child"
+    } else {
+        "close every pipe end a process does not use right after `fork`"
+    };
+    f.diagnosed(held.what_it_means, hint)
+}
+
+/// A relay that goes on after its child (`child`, gone) stopped reading:
+/// when the parent still holds the read end of the pipe it writes into,
+/// that pipe never lost its reader.
+fn reader_kept(p: &Program, child: Pid, f: Failure) -> Failure {
+    if f.kind != Kind::TimedOut {
+        return f;
+    }
+    let parent = p.pid();
+    let pipes: Vec<(i32, u64, PipeEnd)> = procfs::fds(parent)
+        .into_iter()
+        .filter_map(|(fd, target)| Some((fd, procfs::pipe_inode(&target)?, procfs::pipe_end(parent, fd)?)))
+        .collect();
+    let kept = pipes.iter().filter(|p| p.2 == PipeEnd::Read).find_map(|&(read_fd, inode, _)| {
+        pipes.iter().find(|w| w.1 == inode && w.2 == PipeEnd::Write).map(|w| (read_fd, w.0))
+    });
+    let Some((read_fd, write_fd)) = kept else { return f };
+    f.diagnosed(
+        format!(
+            "{BIN} (pid {parent}) still holds the read end (fd {read_fd}) of the pipe it writes into (fd \
+             {write_fd}): with its child (pid {child}) gone, the pipe still has a reader, so the write succeeds \
+             instead of failing with EPIPE"
+        ),
+        "the parent closes the read end right after `fork`: only the child reads",
+    )
 }
 
 fn relay_child_max(cx: &Ctx) -> Step {
@@ -275,8 +338,9 @@ fn relay_child_max(cx: &Ctx) -> Step {
     cx.did(format!("waited until the child (pid {shown}) had exited"));
     let watched = WatchedChild::new(child);
     p.send(b"three\n");
-    let exit =
-        p.wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))?;
+    let exit = p
+        .wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))
+        .map_err(|f| reader_kept(&p, child, f))?;
     match exit {
         Exit::Code(4) => expect_stderr_line(&p, "")?,
         other => return Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),

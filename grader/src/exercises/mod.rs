@@ -11,6 +11,8 @@ pub mod select;
 pub mod shm;
 pub mod signals;
 pub mod sockets;
+pub mod udp;
+
 mod support;
 
 /// Every exercise, in course order.
@@ -22,5 +24,6 @@ pub fn all() -> Vec<Exercise> {
         pipeline::exercise(),
         sockets::exercise(),
         select::exercise(),
+        udp::exercise(),
     ]
 }

@@ -6,13 +6,16 @@
 //! up to the 2048-byte limit and without stale bytes; the lost-wakeup race,
 //! provoked 50 times (half of them on a single CPU, where the parent runs
 //! first after `fork`); no busy waiting and no polling while the parent
-//! sleeps, measured on the child in `/proc`; the child reaped.
+//! sleeps, measured in `/proc` on every process of the program (not only
+//! the pid it prints); the child reaped.
 
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-use super::support::{expect_some_stderr, measure_idle, Usage, WatchedChild};
+use super::support::{
+    expect_none_polls, expect_none_spins, expect_some_stderr, measure_idle_tree, Usage, WatchedChild,
+};
 use crate::check::{same, Check, Ctx, Exercise};
 use crate::harness::{procfs, show, Failure, Program, Step};
 
@@ -24,6 +27,7 @@ pub fn exercise() -> Exercise {
         title: "Shared memory: a message handshake between parent and child",
         slides: "„Implizite Kommunikation“ and „Beispiel: Gemeinsamer Speicher (1/2), (2/2)“",
         bins: &[BIN],
+        hints: include_str!("../../hints/shm.toml"),
         checks: vec![
             Check::new(
                 "lines",
@@ -69,14 +73,14 @@ pub fn exercise() -> Exercise {
             Check::new(
                 "no-busy-wait",
                 10,
-                "the waiting child uses no CPU while the parent sleeps",
+                "the waiting child (and every other process of the program) uses no CPU while the parent sleeps",
                 "`while !flag {}` burns a whole CPU. Wait in the kernel: `SigSet::wait` or `sigsuspend`.",
                 no_busy_wait,
             ),
             Check::new(
                 "no-polling",
                 10,
-                "the waiting child does not poll while the parent sleeps",
+                "the waiting child (and every other process of the program) does not poll while the parent sleeps",
                 "The slide's `while (!message) usleep(1000);` wakes up a thousand times a second — the \
                  „aufwendiges busy-waiting“ the slide warns about. Sleep until the signal arrives.",
                 no_polling,
@@ -103,11 +107,36 @@ fn child_pid(line: &[u8]) -> Step<Pid> {
         .ok_or_else(|| Failure::wrong(format!("first line {}", show(line)), "`child CPID: waiting for message...`"))
 }
 
+/// `Some` failure when the parent's `Message from child` line came before
+/// the child's `writing to shmem` line (or without it): the parent read the
+/// shared memory before the child had answered. One story for a parent that
+/// does not wait, whichever of its lines the race put first.
+fn parent_did_not_wait(p: &Program) -> Option<Failure> {
+    let out = String::from_utf8_lossy(p.stdout());
+    let lines: Vec<&str> = out.lines().collect();
+    let message = lines.iter().position(|l| l.starts_with("Message from child "))?;
+    let answered = lines.iter().position(|l| l.starts_with("child ") && l.contains(" writing to shmem: "));
+    if answered.is_some_and(|a| a < message) {
+        return None;
+    }
+    Some(Failure::wrong(
+        "the parent printed `Message from child …` before the child's `child CPID writing to shmem: …` line: it \
+         read the shared memory before the child had answered",
+        "the parent to wait for the child (`waitpid`) before it reads the reply",
+    ))
+}
+
+/// A failure of the handshake's lines, told as [`parent_did_not_wait`]
+/// when that is what happened.
+fn or_not_waited(p: &Program, f: Failure) -> Failure {
+    parent_did_not_wait(p).unwrap_or(f)
+}
+
 /// Wait for the child's first line and return its pid (as the program
 /// sees it).
 fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
     let line = p.line("`child CPID: waiting for message...` from the child", cx.secs(5.0))?;
-    let cpid = child_pid(&line)?;
+    let cpid = child_pid(&line).map_err(|f| or_not_waited(p, f))?;
     if cpid == p.seen_pid() {
         return Err(Failure::wrong(
             format!("CPID {cpid}, the pid of the program itself"),
@@ -140,7 +169,7 @@ fn rest_of_handshake(cx: &Ctx, p: &mut Program, cpid: Pid, msg: Option<&[u8]>) -
     want.extend_from_slice(
         format!("\nchild {cpid} writing to shmem: {reply}\nMessage from child {cpid}: {reply}\n").as_bytes(),
     );
-    same("the lines after `waiting for message...`", p.stdout_pending(), &want)
+    same("the lines after `waiting for message...`", p.stdout_pending(), &want).map_err(|f| or_not_waited(p, f))
 }
 
 fn handshake(cx: &Ctx, args: &[&str], msg: Option<&[u8]>) -> Step {
@@ -212,7 +241,7 @@ fn race(cx: &Ctx) -> Step {
             let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
             let outcome = p
                 .line("`child CPID: waiting for message...`", left)
-                .and_then(|l| child_pid(&l))
+                .and_then(|l| child_pid(&l).map_err(|f| or_not_waited(&p, f)))
                 .and_then(|cpid| rest_of_handshake(cx, &mut p, cpid, None));
             if let Err(mut f) = outcome {
                 f.got = format!(
@@ -230,27 +259,39 @@ fn race(cx: &Ctx) -> Step {
     Ok(())
 }
 
-/// Start with `--delay-ms 500`, wait for the child to wait, and measure the
-/// child over 300 ms of the parent's sleep (what is left of the 500 ms once
-/// the child is seen waiting).
-fn measure_waiting_child(cx: &Ctx) -> Step<(Program, Pid, Usage)> {
+/// Start with `--delay-ms 500`, wait for the child to wait, and measure
+/// every process of the program over 300 ms of the parent's sleep (what is
+/// left of the 500 ms once the child is seen waiting): what the program's
+/// processes do, not only the one whose pid it prints.
+fn measure_waiting(cx: &Ctx) -> Step<(Program, Pid, Vec<Usage>)> {
     let mut p = cx.start(BIN, &["--delay-ms", "500"])?;
     let cpid = first_line(cx, &mut p)?;
-    let child = find_child(&p, cpid)?;
-    let usage =
-        measure_idle(&mut p, child, "the waiting child", Duration::from_millis(300), "while the parent sleeps")?;
-    Ok((p, cpid, usage))
+    let parent = p.pid();
+    let child = p.find(cpid);
+    // Named as the program sees them (its lines name the child so).
+    let who = |pid: Pid| {
+        let seen = procfs::ns_pid(pid).unwrap_or(pid);
+        if pid == parent {
+            format!("the sleeping parent (pid {seen})")
+        } else if Some(pid) == child {
+            format!("the waiting child (pid {seen})")
+        } else {
+            format!("process {seen} of {BIN} (not the child {cpid} its lines name)")
+        }
+    };
+    let usages = measure_idle_tree(&mut p, who, Duration::from_millis(300), "while the parent sleeps")?;
+    Ok((p, cpid, usages))
 }
 
 fn no_busy_wait(cx: &Ctx) -> Step {
-    let (mut p, cpid, usage) = measure_waiting_child(cx)?;
-    usage.expect_no_cpu("a child blocked in sigwait/sigsuspend uses no CPU")?;
+    let (mut p, cpid, usages) = measure_waiting(cx)?;
+    expect_none_spins(&usages, "a child blocked in sigwait/sigsuspend uses no CPU")?;
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
 fn no_polling(cx: &Ctx) -> Step {
-    let (mut p, cpid, usage) = measure_waiting_child(cx)?;
-    usage.expect_no_polling("a child blocked until SIGUSR1 arrives sleeps")?;
+    let (mut p, cpid, usages) = measure_waiting(cx)?;
+    expect_none_polls(&usages, "a child blocked until SIGUSR1 arrives sleeps")?;
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
@@ -258,9 +299,12 @@ fn reaped(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "200"])?;
     let cpid = first_line(cx, &mut p)?;
     let child = WatchedChild::new(find_child(&p, cpid)?);
-    rest_of_handshake(cx, &mut p, cpid, None)?;
+    // Reaped or not first: that is what this check is about, and it does
+    // not depend on whether the reply made it in time.
+    p.expect_exit(0, "the handshake to complete with exit status 0", cx.secs(5.0))?;
     child.expect_reaped(
         format!("the parent exited but its child {cpid} was never reaped (left a zombie or running)"),
         "the parent to `waitpid` for the child before exiting",
-    )
+    )?;
+    rest_of_handshake(cx, &mut p, cpid, None)
 }

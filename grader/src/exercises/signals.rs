@@ -11,10 +11,12 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
-use super::support::{measure_idle, not_before, time_left};
+use super::support::{measure_idle, not_before, settle, time_left};
 use crate::check::{same, same_line, Check, Ctx, Exercise};
-use crate::harness::procfs::{self, Status};
+use crate::harness::failure::{excerpt, grouped, signal_name};
+use crate::harness::procfs::{self, PipeEnd, Status};
 use crate::harness::{Failure, Kind, Program, Step};
 
 const BIN: &str = "sigecho";
@@ -25,13 +27,15 @@ pub fn exercise() -> Exercise {
         title: "Signals: a line echo that handles SIGINT, SIGALRM and SIGTERM",
         slides: "„Bandbreite des Kommunikationskanals“ (Signale) and „Beispiel“ (sighandler)",
         bins: &[BIN],
+        hints: include_str!("../../hints/signals.toml"),
         checks: vec![
             Check::new(
                 "ready",
                 5,
-                "prints `ready PID` once its three handlers are installed",
-                "Install the handlers for SIGINT, SIGALRM and SIGTERM with `sigaction`, arm the alarm, \
-                 and only then print `ready <pid>` (pid from `nix::unistd::getpid()`) and flush it.",
+                "prints `ready PID` once SIGINT, SIGALRM and SIGTERM are caught (or blocked for signalfd/sigwait)",
+                "Install the handlers for SIGINT, SIGALRM and SIGTERM with `sigaction` (or block the three in \
+                 every thread and take them with `signalfd`/`sigwait`), arm the alarm, and only then print \
+                 `ready <pid>` (pid from `nix::unistd::getpid()`) and flush it.",
                 ready,
             ),
             Check::new(
@@ -136,19 +140,41 @@ fn finish(cx: &Ctx, p: &mut Program) -> Step {
     same("stdout after `Exiting`", p.stdout_pending(), b"")
 }
 
-fn ready(cx: &Ctx) -> Step {
-    let p = start(cx, "0")?;
-    let status = procfs::status(p.pid()).ok_or_else(|| Failure::grader("cannot read /proc/PID/status"))?;
-    cx.did("read SigCgt in /proc/PID/status");
-    let missing: Vec<&str> = [(libc::SIGINT, "SIGINT"), (libc::SIGALRM, "SIGALRM"), (libc::SIGTERM, "SIGTERM")]
+/// SIGINT, SIGALRM and SIGTERM that process `pid` neither catches nor
+/// blocks in every thread, with its SigCgt and SigBlk.
+fn unprepared(pid: Pid) -> (Vec<&'static str>, u64, u64) {
+    let caught = procfs::status(pid).map_or(0, |s| s.sig_cgt);
+    let blocked = procfs::blocked_in_every_thread(pid).unwrap_or(0);
+    let missing = [(libc::SIGINT, "SIGINT"), (libc::SIGALRM, "SIGALRM"), (libc::SIGTERM, "SIGTERM")]
         .into_iter()
-        .filter(|&(sig, _)| !Status::has(status.sig_cgt, sig))
+        .filter(|&(sig, _)| !Status::has(caught, sig) && !Status::has(blocked, sig))
         .map(|(_, name)| name)
         .collect();
+    (missing, caught, blocked)
+}
+
+fn ready(cx: &Ctx) -> Step {
+    let mut p = start(cx, "0")?;
+    let pid = p.pid();
+    // Caught by a handler, or blocked in every thread: then only `sigwait`
+    // or a `signalfd` takes it, and the default action never runs. A thread
+    // on its way into `sigwait` shows the signals as unblocked a moment
+    // before it sleeps there: while some thread still runs, look again.
+    let runs = |pid| procfs::tasks(pid).iter().any(|t| t.state == 'R');
+    settle(&mut p, "the signals to be caught or blocked", cx.secs(1.0), |_| {
+        (unprepared(pid).0.is_empty() || !runs(pid)).then_some(())
+    })?;
+    cx.did("read SigCgt in /proc/PID/status and SigBlk of every thread in /proc/PID/task/*/status");
+    let (missing, caught, blocked) = unprepared(pid);
     if !missing.is_empty() {
         return Err(Failure::wrong(
-            format!("no handler for {} when `ready` was printed (SigCgt {:016x})", missing.join(", "), status.sig_cgt),
-            "handlers for SIGINT, SIGALRM and SIGTERM installed before `ready`",
+            format!(
+                "{} neither caught nor blocked in every thread when `ready` was printed (SigCgt {caught:016x}, \
+                 SigBlk {blocked:016x})",
+                missing.join(", "),
+            ),
+            "a handler for SIGINT, SIGALRM and SIGTERM (or each blocked in every thread, for signalfd/sigwait) \
+             before `ready`",
         ));
     }
     Ok(())
@@ -179,17 +205,42 @@ fn eof(cx: &Ctx) -> Step {
 
 fn expect_caught(cx: &Ctx, p: &mut Program, sig: i32) -> Step {
     let want = format!("Caught signal {sig}");
-    let line = p.line(&format!("`{want}` promptly"), cx.secs(2.0)).map_err(|f| {
-        if f.kind == Kind::TimedOut && f.got.contains("pipe_read") {
-            f.with_hint(
-                "the signal came, but the program is back in `read` and did not notice: a handler with \
-                 SA_RESTART (or std's `read_line`/`read`, which retry EINTR) restarts the read",
-            )
-        } else {
-            f
-        }
-    })?;
+    let line = p.line(&format!("`{want}` promptly"), cx.secs(2.0)).map_err(|f| unnoticed(p, sig, f))?;
     same_line(&line, &want)
+}
+
+/// The hint for a handler that ran while the program went back into
+/// `read`.
+const RESTARTED: &str = "a handler installed with SA_RESTART makes the kernel restart the `read`, and so do std's \
+                         `read_line`, `lines`, `read_to_end` and `read_exact`, which retry EINTR (plain \
+                         `Read::read` does not: it returns `ErrorKind::Interrupted`). Install the handler without \
+                         SA_RESTART, so `nix::unistd::read` fails with `Errno::EINTR`, and print the message then";
+
+/// A signal `sig` sent while the program sat in `read`, and no answer: what
+/// its signal masks in `/proc` say became of the signal.
+fn unnoticed(p: &Program, sig: i32, f: Failure) -> Failure {
+    let in_read = procfs::pipe_wait(p.pid()).is_some_and(|(end, _)| end == PipeEnd::Read);
+    let Some(m) = procfs::signal_masks(p.pid()).filter(|_| f.kind == Kind::TimedOut && in_read) else { return f };
+    let name = signal_name(sig);
+    if Status::has(m.pending & m.blocked, sig) {
+        f.diagnosed(
+            format!("{name} is still pending: {BIN} blocks it and waits in `read`, which it does not interrupt"),
+            "a blocked signal waits until it is unblocked or taken with `sigwait` or a `signalfd`: wait for stdin \
+             and the signal together (`poll` on stdin and the signalfd), or leave it unblocked",
+        )
+    } else if Status::has(m.caught, sig) {
+        f.diagnosed(
+            format!(
+                "the signal arrived ({BIN} has a handler for {name}, and it is not pending), and {BIN} went back \
+                 into `read` without printing"
+            ),
+            RESTARTED,
+        )
+    } else if Status::has(m.ignored, sig) {
+        f.diagnosed(format!("{BIN} ignores {name} (SIG_IGN): it arrives and nothing happens"), "install a handler")
+    } else {
+        f
+    }
 }
 
 fn sigint_idle(cx: &Ctx) -> Step {
@@ -224,13 +275,45 @@ fn alarm_periodic(cx: &Ctx) -> Step {
     for k in 1..=2u64 {
         let earliest = Duration::from_secs(k);
         let left = time_left(cx, p.elapsed(), earliest, 1.0);
-        let line = p.line(&format!("`Caught signal 14` number {k}, {k} s after the start"), left)?;
+        let line = p
+            .line(&format!("`Caught signal 14` number {k}, {k} s after the start"), left)
+            .map_err(|f| alarm_missing(cx, &mut p, k, f))?;
         let at = p.elapsed();
         same_line(&line, "Caught signal 14")?;
         not_before(&format!("alarm number {k}"), at, earliest, "the start")?;
         cx.did(format!("saw alarm number {k} at {:.2} s", at.as_secs_f64()));
     }
     Ok(())
+}
+
+/// Alarm number `k` did not come: send a SIGALRM by hand, to tell an alarm
+/// that never fired from one that fired and went unnoticed.
+fn alarm_missing(cx: &Ctx, p: &mut Program, k: u64, f: Failure) -> Failure {
+    if f.kind != Kind::TimedOut || p.exit().is_some() {
+        return f;
+    }
+    p.signal(Signal::SIGALRM);
+    match p.line("`Caught signal 14` for the SIGALRM the grader sent", cx.secs(1.0)) {
+        Ok(line) if line == b"Caught signal 14" && k == 1 => f.diagnosed(
+            format!("no alarm came, but {BIN} answered a SIGALRM the grader sent itself: the alarm was not armed"),
+            "arm it with `alarm::set` once the handlers are installed, before `ready`",
+        ),
+        Ok(line) if line == b"Caught signal 14" => f.diagnosed(
+            format!(
+                "the first alarm came, and {BIN} answered a SIGALRM the grader sent itself, but no second alarm \
+                 came: `alarm` fires once"
+            ),
+            "re-arm it each time SIGALRM was caught (`alarm::set`), so it repeats",
+        ),
+        Ok(_) => f,
+        Err(probe) => match unnoticed(p, libc::SIGALRM, probe).diagnosis {
+            Some(d) => f.diagnosed(
+                format!("no answer to the alarm, nor to a SIGALRM the grader sent itself: {}", d.what_it_means),
+                d.hint,
+            ),
+            None => f,
+        },
+    }
 }
 
 fn sigterm(cx: &Ctx) -> Step {
@@ -251,7 +334,25 @@ fn signal_storm(cx: &Ctx) -> Step {
         input.extend_from_slice(format!("line {i:05} {pad}\n").as_bytes());
     }
     p.send(&input);
-    let mut sent = 0;
+    // First the one moment that is sure to show a handler that prints: the
+    // grader stops reading, the program blocks in the `write` of a line
+    // (inside its output library's lock), and then the signal comes.
+    p.hold_stdout(true);
+    let mut asleep = 0;
+    p.wait_for("sigecho to block writing its stdout (the grader stopped reading it)", cx.secs(10.0), true, |p| {
+        match p.stdout_stalled() {
+            Some(true) => return Some(()),
+            // Asleep elsewhere (a `poll` for a writable stdout): seen twice
+            // in a row, so a passing pause does not count.
+            Some(false) => asleep += 1,
+            None => asleep = 0,
+        }
+        (asleep >= 2).then_some(())
+    })
+    .map_err(storm_broke)?;
+    p.signal(Signal::SIGINT);
+    p.hold_stdout(false);
+    let mut sent = 1;
     // Sampled, so the bursts go on even while the program prints nothing.
     p.wait_for("the echo of all input while signals arrive", cx.secs(20.0), true, |p| {
         // A burst per wake-up, so the signals land all through the echo.
@@ -262,10 +363,11 @@ fn signal_storm(cx: &Ctx) -> Step {
             }
         }
         (sent == SIGNALS && p.stdin_backlog() == 0).then_some(())
-    })?;
+    })
+    .map_err(storm_broke)?;
     cx.did(format!("sent {SIGNALS} × SIGINT while it echoed"));
     p.close_stdin();
-    p.expect_exit(0, "the whole echo, `Exiting` and exit status 0", cx.secs(20.0))?;
+    p.expect_exit(0, "the whole echo, `Exiting` and exit status 0", cx.secs(20.0)).map_err(storm_broke)?;
     let out = p.take_stdout();
     let mut echoed = Vec::with_capacity(out.len());
     let mut caught = 0;
@@ -277,12 +379,55 @@ fn signal_storm(cx: &Ctx) -> Step {
         }
     }
     input.extend_from_slice(b"Exiting\n");
-    same("the echo (with the `Caught signal 2` lines taken out)", &echoed, &input)?;
+    same("the echo (with the `Caught signal 2` lines taken out)", &echoed, &input).map_err(|f| {
+        let Some(at) = inside_a_line(&out, b"Caught signal ") else { return f };
+        f.diagnosed(
+            format!(
+                "the output has `Caught signal` inside an echoed line, at byte {} ({}): it was written while the \
+                 main loop was in the middle of a line, so the handler prints",
+                grouped(at),
+                excerpt(&out, at.saturating_sub(20), at + 16)
+            ),
+            STORM,
+        )
+    })?;
     if caught == 0 {
         return Err(Failure::wrong("not one `Caught signal 2` line", "at least one (signals coalesce, but not all)"));
     }
     cx.did(format!("counted {caught} `Caught signal 2` lines"));
     Ok(())
+}
+
+/// The hint for a handler that prints.
+const STORM: &str = "the handler runs wherever the signal interrupts the main loop: inside its `write` of a \
+                     line, inside std's stdout lock. Even a raw `write(2)`, async-signal-safe as it is, lands in \
+                     the middle of a line. Set a flag in the handler and print from the main loop, between whole \
+                     lines";
+
+/// A crash or a hang during the signal storm, when it shows a handler that
+/// prints: a panic in std's stdout, an abort, a deadlock in a lock.
+fn storm_broke(f: Failure) -> Failure {
+    let means = match f.kind {
+        Kind::Panicked if f.got.contains("already borrowed") => format!(
+            "{BIN} panicked inside std's stdout (`already borrowed`): a signal handler printed while the main \
+             loop was printing"
+        ),
+        Kind::Crashed if f.got.contains("SIGABRT") => format!(
+            "{BIN} aborted during the signal storm: a handler that prints or allocates, entered while the main \
+             loop held the same lock, takes the process down"
+        ),
+        Kind::TimedOut if f.got.contains("futex") => format!(
+            "{BIN} hung in a lock (futex) during the signal storm: a handler waits for a lock that the main loop \
+             it interrupted holds"
+        ),
+        _ => return f,
+    };
+    f.diagnosed(means, STORM)
+}
+
+/// Where `needle` starts in `out` other than at the start of a line.
+fn inside_a_line(out: &[u8], needle: &[u8]) -> Option<usize> {
+    (1..out.len()).find(|&i| out[i - 1] != b'\n' && out[i..].starts_with(needle))
 }
 
 fn idle_cpu(cx: &Ctx) -> Step {

@@ -34,6 +34,7 @@ pub fn exercise() -> Exercise {
         slides: "„Sockets“, „Socket-Programmierung“, „Ablauf: Server“, „Anlauf: Client“, „Verbindungen (TCP)“, \
                  „Weitere Funktionen“, „Beispiel: Client“, „Beispiel: Server“",
         bins: &[SERVER, CLIENT],
+        hints: include_str!("../../hints/sockets.toml"),
         checks: vec![
             Check::new(
                 "server-greeting",
@@ -376,7 +377,24 @@ fn start_client(cx: &Ctx, ip: IpAddr, host: &str, cap: usize) -> Step<(Program, 
         }
         Err(f) => return Err(with_whereabouts(&p)(f)),
     };
+    expect_own_work(&p)?;
     Ok((p, c))
+}
+
+/// Every process of the client runs the executable the grader started.
+/// One that execs `python3 -c …`, `nc` or `socat` gets every byte right
+/// without doing the exercise: the socket work must be the client's own.
+fn expect_own_work(p: &Program) -> Step {
+    let others = p.other_executables();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = others.iter().map(|(pid, exe)| format!("pid {pid} runs {}", exe.display())).collect();
+    Err(Failure::wrong(
+        format!("{CLIENT} connected, but not as the graded executable: {}", list.join(", ")),
+        "every process of tcp-client running the graded program: the client must do the socket work itself, not \
+         hand it to another program (python3, nc, socat)",
+    ))
 }
 
 fn client_greeting(cx: &Ctx) -> Step {
@@ -425,7 +443,10 @@ fn client_duplex(cx: &Ctx) -> Step {
             crate::harness::size(off),
             p.whereabouts()
         );
-        return Err(f.with_hint("a client that sends all of stdin before it reads deadlocks here"));
+        return Err(f.diagnosed(
+            "the data stopped moving before 16 MiB had gone each way",
+            "a client that sends all of stdin before it reads deadlocks here: send and receive at the same time",
+        ));
     }
     same("the 16 MiB the client printed", p.stdout(), &down)?;
     same("the 16 MiB the client sent", &c.take_all(), &up)?;

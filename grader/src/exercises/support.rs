@@ -2,7 +2,8 @@
 //! and judged, lower and upper time bounds, a child that must be reaped, a
 //! state sampled from `/proc` until it settles, the diagnostic line on
 //! stderr, a server's `listening on` line, where a program sat when a wait
-//! on it timed out, and deterministic test data.
+//! on it timed out, who holds the pipe a process waits on forever, and
+//! deterministic test data.
 //!
 //! Everything here stands on the harness's public API; the exercise files
 //! keep the stimulus, the expectation and the words.
@@ -14,6 +15,7 @@ use nix::unistd::Pid;
 
 use crate::check::Ctx;
 use crate::harness::net::listening_addr;
+use crate::harness::procfs::PipeEnd;
 use crate::harness::{procfs, reaper, show, Failure, Kind, Program, Step};
 
 // ----- idleness ----------------------------------------------------------
@@ -44,25 +46,34 @@ pub struct Usage {
     wakeups: u64,
 }
 
+/// CPU ticks and voluntary context switches (over all threads) of `pid`.
+fn usage_sample(pid: Pid) -> Option<(u64, u64)> {
+    procfs::cpu_ticks(pid).zip(procfs::voluntary_switches(pid))
+}
+
+fn log_measured(p: &Program, what: &str, span: Duration, during: &str) {
+    p.log(format!(
+        "measured {what} over {} ms {during}: CPU time from /proc/PID/stat, voluntary context switches of every \
+         thread from /proc/PID/task/*/status",
+        span.as_millis()
+    ));
+}
+
 /// Measure process `pid` of `p` (the program itself or one of its
 /// processes, as the grader's `/proc` shows it; called `who` in messages)
 /// over `span` in which nothing
 /// happens (`during` says what, e.g. "without input"): the CPU time it was
-/// charged and how often it went to sleep again. The program's pipes are
-/// served meanwhile; it must keep running and `pid` must exist throughout.
+/// charged and how often its threads went to sleep again. The program's
+/// pipes are served meanwhile; it must keep running and `pid` must exist
+/// throughout.
 pub fn measure_idle(p: &mut Program, pid: Pid, who: &str, span: Duration, during: &str) -> Step<Usage> {
-    let sample = || procfs::cpu_ticks(pid).zip(procfs::status(pid).map(|s| s.voluntary_ctxt_switches));
     let seen = p.shown(pid);
     let gone = |when: &str| Failure::wrong(format!("{who} (pid {seen}) gone {when}"), format!("{who} alive {during}"));
-    let (ticks0, switches0) = sample().ok_or_else(|| gone("before the measurement"))?;
+    let (ticks0, switches0) = usage_sample(pid).ok_or_else(|| gone("before the measurement"))?;
     let what = format!("{} to keep running {during}", p.name);
     p.observe(span, &what)?;
-    let (ticks1, switches1) = sample().ok_or_else(|| gone("during the measurement"))?;
-    p.log(format!(
-        "measured {who} (pid {seen}) over {} ms {during}: CPU time from /proc/PID/stat, voluntary context \
-         switches from /proc/PID/status",
-        span.as_millis()
-    ));
+    let (ticks1, switches1) = usage_sample(pid).ok_or_else(|| gone("during the measurement"))?;
+    log_measured(p, &format!("{who} (pid {seen})"), span, during);
     Ok(Usage {
         who: who.to_string(),
         during: during.to_string(),
@@ -70,6 +81,49 @@ pub fn measure_idle(p: &mut Program, pid: Pid, who: &str, span: Duration, during
         ticks: ticks1.saturating_sub(ticks0),
         wakeups: switches1.saturating_sub(switches0),
     })
+}
+
+/// Measure every process of `p` — the program and all its descendants as
+/// they are when the window opens — like [`measure_idle`]: what the
+/// program's processes do, whichever of them it names in its output.
+/// `name` says who a pid is, for messages. A process that exits during the
+/// window is left out.
+pub fn measure_idle_tree(
+    p: &mut Program,
+    name: impl Fn(Pid) -> String,
+    span: Duration,
+    during: &str,
+) -> Step<Vec<Usage>> {
+    let before: Vec<(Pid, (u64, u64))> =
+        p.tree().into_iter().filter_map(|pid| Some((pid, usage_sample(pid)?))).collect();
+    let what = format!("{} to keep running {during}", p.name);
+    p.observe(span, &what)?;
+    let pids: Vec<String> = before.iter().map(|&(pid, _)| p.shown(pid).to_string()).collect();
+    log_measured(p, &format!("every process of {} (pids {})", p.name, pids.join(", ")), span, during);
+    Ok(before
+        .into_iter()
+        .filter_map(|(pid, (ticks0, switches0))| {
+            let (ticks1, switches1) = usage_sample(pid)?;
+            Some(Usage {
+                who: name(pid),
+                during: during.to_string(),
+                span,
+                ticks: ticks1.saturating_sub(ticks0),
+                wakeups: switches1.saturating_sub(switches0),
+            })
+        })
+        .collect())
+}
+
+/// [`Usage::expect_no_cpu`] for the process of `usages` charged the most.
+pub fn expect_none_spins(usages: &[Usage], why: &str) -> Step {
+    usages.iter().max_by_key(|u| u.ticks).map_or(Ok(()), |u| u.expect_no_cpu(why))
+}
+
+/// [`Usage::expect_no_polling`] for the process of `usages` that woke up
+/// most often (one window, so the counts compare).
+pub fn expect_none_polls(usages: &[Usage], why: &str) -> Step {
+    usages.iter().max_by_key(|u| u.wakeups).map_or(Ok(()), |u| u.expect_no_polling(why))
 }
 
 impl Usage {
@@ -83,7 +137,10 @@ impl Usage {
             format!("{} used {} ms of CPU in {} ms {}", self.who, self.ticks * 10, self.span.as_millis(), self.during),
             format!("about 0 ms: {why}"),
         )
-        .with_hint("it is spinning: a loop that never blocks"))
+        .diagnosed(
+            "it is spinning: a loop that never blocks",
+            "block in the call that waits (`read`, `poll`, `waitpid`, …) instead of trying again",
+        ))
     }
 
     /// Fail if it woke up more often than [`IDLE_WAKEUPS_PER_SEC`]: it
@@ -103,7 +160,10 @@ impl Usage {
             ),
             format!("at most {allowed}: {why}"),
         )
-        .with_hint("it is polling: sleeping briefly and looking again is busy waiting in slow motion"))
+        .diagnosed(
+            "it is polling: sleeping briefly and looking again is busy waiting in slow motion",
+            "block in the call that waits for the event itself (`read`, `poll`, `waitpid`, …), without a timeout",
+        ))
     }
 }
 
@@ -250,6 +310,87 @@ pub fn with_whereabouts(p: &Program) -> impl FnOnce(Failure) -> Failure + '_ {
         }
         f
     }
+}
+
+// ----- pipes held open --------------------------------------------------------
+
+/// A pipe end kept open where EOF (or EPIPE) was due: why a process of the
+/// program waits on a pipe forever.
+#[derive(Debug, Clone)]
+pub struct HeldPipe {
+    /// The process blocked on the pipe.
+    pub blocked: Pid,
+    /// The process that keeps the other end open: the write end when
+    /// `blocked` reads, the read end when it writes.
+    pub holder: Pid,
+    /// What that means, one sentence for a diagnosis ("pipeline (pid 42)
+    /// still holds the write end of the pipe into `cat` (stage 2) as fd 5,
+    /// so `cat` never sees EOF").
+    pub what_it_means: String,
+}
+
+/// Once the input has ended, EOF should reach every process of `p`, and a
+/// reader that is gone should end every writer. For a wait that timed out
+/// then: the first process of `p` found blocked reading (writing) a pipe
+/// whose write (read) end a process of `p` keeps open and will not use —
+/// the blocked process itself, a process waiting for its children
+/// (`waitpid`), or one that holds it besides its stdin and stdout (an
+/// end it inherited and never closed) — read from `/proc/PID/fd` and
+/// `fdinfo`. `name` names a process as `SHORT (DETAIL)` ("`cat` (stage
+/// 2)", "pipeline (pid 42)"); the sentence uses the short part where it
+/// names it again.
+pub fn who_holds_pipe(p: &Program, name: impl Fn(Pid) -> String) -> Option<HeldPipe> {
+    let pids = p.tree();
+    let mut held = Vec::new();
+    for &blocked in &pids {
+        let Some((waits_on, fd)) = procfs::pipe_wait(blocked) else { continue };
+        let Some(inode) = procfs::fd_target(blocked, fd).as_deref().and_then(procfs::pipe_inode) else { continue };
+        let end = waits_on.other();
+        // Where a pipeline stage holds the end it uses: the writer's stdout,
+        // the reader's stdin.
+        let its_place = if end == PipeEnd::Write { 1 } else { 0 };
+        held.extend(
+            procfs::pipe_holders(&pids, inode)
+                .into_iter()
+                .filter(|&(holder, hfd, e)| {
+                    e == end && (holder == blocked || hfd != its_place || procfs::waits_for_children(holder))
+                })
+                .map(|(holder, hfd, _)| (blocked, holder, hfd, end)),
+        );
+    }
+    let &(blocked, holder, fd, end) = held.first()?;
+    let short = |pid| {
+        let n: String = name(pid);
+        n.split_once(" (").map_or(n.clone(), |(s, _)| s.to_string())
+    };
+    let (who, it) = (name(blocked), short(blocked));
+    let mut what_it_means = match (holder == blocked, end) {
+        (true, PipeEnd::Write) => format!(
+            "{who} holds the write end of the pipe it reads itself, as fd {fd}, so its `read` never returns 0 (EOF)"
+        ),
+        (true, PipeEnd::Read) => format!(
+            "{who} holds the read end of the pipe it writes into itself, as fd {fd}, so its `write` waits for a \
+             reader instead of failing (SIGPIPE, EPIPE)"
+        ),
+        (false, PipeEnd::Write) => {
+            format!(
+                "{} still holds the write end of the pipe into {who} as fd {fd}, so {it} never sees EOF",
+                name(holder)
+            )
+        }
+        (false, PipeEnd::Read) => format!(
+            "{} still holds the read end of the pipe out of {who} as fd {fd}, so {it} waits for a reader instead \
+             of getting SIGPIPE (EPIPE)",
+            name(holder)
+        ),
+    };
+    let more = held.iter().filter(|h| h.0 != blocked).map(|h| h.0).collect::<std::collections::BTreeSet<_>>().len();
+    match more {
+        0 => {}
+        1 => what_it_means.push_str("; one more process waits on a pipe held open alike"),
+        n => what_it_means.push_str(&format!("; {n} more processes wait on pipes held open alike")),
+    }
+    Some(HeldPipe { blocked, holder, what_it_means })
 }
 
 // ----- test data -----------------------------------------------------------

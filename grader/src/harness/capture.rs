@@ -3,6 +3,8 @@
 
 use std::io::{ErrorKind, Read};
 
+use super::failure::{excerpt, show, size};
+
 /// Bytes received from one source.
 #[derive(Debug)]
 pub struct Capture {
@@ -64,6 +66,27 @@ impl Capture {
         v
     }
 
+    /// What was received, for a failure message (`place` says where:
+    /// "on stdout"): all of it, the part the check had already taken (its
+    /// end) and what came after it. Saying only what came after would read
+    /// as if that were all that came.
+    pub fn describe(&self, place: &str) -> String {
+        /// Bytes of what was taken shown before what came after it.
+        const TAKEN_TAIL: usize = 32;
+        let taken = &self.buf[..self.taken];
+        let before = excerpt(taken, taken.len().saturating_sub(TAKEN_TAIL), taken.len());
+        let mut s = match (taken.is_empty(), self.pending().is_empty()) {
+            (true, true) => format!("nothing {place}"),
+            (false, true) => format!("nothing more {place} after {before}"),
+            (true, false) => format!("{} {place}", show(self.pending())),
+            (false, false) => format!("{before}, then {} {place}", show(self.pending())),
+        };
+        if self.total > self.buf.len() {
+            s.push_str(&format!(" ({} in all; the grader kept the first {})", size(self.total), size(self.buf.len())));
+        }
+        s
+    }
+
     /// The next complete line without its `\n`, if one is there.
     pub fn try_line(&mut self) -> Option<Vec<u8>> {
         let pending = self.pending();
@@ -71,5 +94,31 @@ impl Capture {
         let line = pending[..nl].to_vec();
         self.taken += nl + 1;
         Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(bytes: &[u8], lines_taken: usize) -> Capture {
+        let mut c = Capture::new(1 << 20);
+        c.drain_from(&mut &bytes[..]);
+        for _ in 0..lines_taken {
+            c.try_line();
+        }
+        c
+    }
+
+    #[test]
+    fn describe_says_what_came_in_all_and_what_came_after() {
+        assert_eq!(received(b"", 0).describe("on stdout"), "nothing on stdout");
+        assert_eq!(received(b"ready 42\n", 1).describe("on stdout"), "nothing more on stdout after `ready 42\\n`");
+        assert_eq!(received(b"abc", 0).describe("on stdout"), "`abc` on stdout");
+        // What the check took is not left out: `5 hello` did arrive.
+        assert_eq!(received(b"5 hello\n0 \n", 1).describe("on stdout"), "`5 hello\\n`, then `0 \\n` on stdout");
+        let long: Vec<u8> = (0..100).flat_map(|i| format!("line {i:03}\n").into_bytes()).collect();
+        let d = received(&long, 99).describe("on stdout");
+        assert!(d.starts_with("…`") && d.ends_with("line 098\\n`, then `line 099\\n` on stdout"), "{d}");
     }
 }

@@ -15,8 +15,8 @@
 //! message queues where an `mqueue` file system is mounted (where none is,
 //! queues cannot be listed and are not checked: no grader-made mount), and
 //! System V shared memory, semaphore sets and message queues
-//! (`/proc/sysvipc`). Only objects created by the uid the programs run as
-//! are considered. A FIFO or file a program leaves in its working directory
+//! (`/proc/sysvipc`). Only objects created by a uid the programs run as
+//! ([`super::runas::program_uids`]) are considered. A FIFO or file a program leaves in its working directory
 //! goes with that directory (every program gets a private temporary one);
 //! one made elsewhere is not looked for.
 //!
@@ -237,13 +237,13 @@ pub fn sweep_at_exit() {
 /// or with `None` (at exit) every new object some check of this grader made
 /// and nobody else may own.
 fn judge(closing: Option<usize>) -> Vec<(Object, Verdict)> {
-    let Some(uid) = objects::euid() else { return Vec::new() };
+    let uids = super::runas::program_uids();
     let all = objects::snapshot();
     let mut new: Vec<Object> = {
         let mut guard = book();
         let Some(b) = guard.as_mut() else { return Vec::new() };
         let mut new = Vec::new();
-        for o in all.into_iter().filter(|o| o.uid == uid) {
+        for o in all.into_iter().filter(|o| uids.contains(&o.uid)) {
             if b.baseline.contains(&o.id) || b.foreign.contains(&o.id) || b.claimed.contains(&o.id) {
                 continue;
             }
@@ -323,11 +323,11 @@ fn blame(outcome: Step, leaks: &[(Object, Result<bool, String>)], names: &HashMa
         sorts.values().copied().collect::<Vec<_>>().join("; ")
     );
     match outcome {
-        Ok(()) => Err(Failure::new(Kind::LeftBehind, format!("{what}; the grader removed them"), expected).with_hint(
-            "An IPC object lives in the kernel until it is removed, not until the program ends: every run \
-             leaves one more (`ls /dev/shm`, `ipcs`). Remove it as soon as every process that needs it has it \
-             open or mapped. An anonymous `mmap(MAP_SHARED | MAP_ANONYMOUS)` before `fork`, or `memfd_create`, \
-             needs no cleanup at all.",
+        Ok(()) => Err(Failure::new(Kind::LeftBehind, format!("{what}; the grader removed them"), expected).diagnosed(
+            "an IPC object lives in the kernel until it is removed, not until the program ends: every run leaves \
+             one more (`ls /dev/shm`, `ipcs`)",
+            "remove it as soon as every process that needs it has it open or mapped. An anonymous \
+             `mmap(MAP_SHARED | MAP_ANONYMOUS)` before `fork`, or `memfd_create`, needs no cleanup at all.",
         )),
         Err(f) if f.kind == Kind::Skipped => Err(f),
         Err(mut f) => {

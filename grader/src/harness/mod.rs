@@ -1,8 +1,10 @@
-//! How a student program is run: started clean ([`spawn`]), where allowed
-//! in a PID namespace of its own ([`pidns`]), kept on a leash and cleaned up
-//! after ([`leash`]), driven and waited on ([`program`], [`net`]), observed
-//! through `/proc` ([`procfs`]), kept from ending the grading with a signal
-//! ([`signals`]), and how its failures are named ([`failure`]).
+//! How a student program is run: started clean ([`spawn`]) as a user that
+//! cannot harm the grader ([`runas`]), where allowed in a PID namespace of
+//! its own ([`pidns`]), kept on a leash and cleaned up after ([`leash`];
+//! [`locks`] say which grader is alive), driven and waited on
+//! ([`program`], [`net`]), observed through `/proc` ([`procfs`]), kept from
+//! ending the grading with a signal ([`signals`]), and how its failures are
+//! named ([`failure`]).
 //!
 //! Underneath: every wait is a [`deadline::wait`] bounded by a
 //! [`deadline::Deadline`], and every process the grader starts — a program,
@@ -17,13 +19,16 @@ pub mod deadline;
 pub mod failure;
 pub mod ipc;
 pub mod leash;
+pub mod locks;
 pub mod net;
 pub mod pidns;
 pub mod procfs;
 pub mod program;
 pub mod reaper;
+pub mod runas;
 pub mod signals;
 pub mod spawn;
+pub mod udp;
 
 pub use failure::{show, size, Exit, Failure, Kind, Step};
 pub use net::Conn;

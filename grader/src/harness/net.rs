@@ -17,12 +17,25 @@ use super::deadline::{self, Deadline};
 use super::failure::{show, size, Failure, Kind, Step};
 use super::program::SharedTranscript;
 
-/// Parse the `listening on SOCKADDR` line of a server.
+/// Parse the `listening on SOCKADDR` line of a server. Only an address of
+/// this machine is accepted — loopback (`127.0.0.0/8`, `::1`) or the
+/// wildcard (`0.0.0.0`, `::`), which Linux connects to the local host: the
+/// grader connects to what the line says, and a program must not make it
+/// connect anywhere else.
 pub fn listening_addr(line: &[u8]) -> Step<SocketAddr> {
     let text = String::from_utf8_lossy(line);
-    text.strip_prefix("listening on ")
+    let addr = text
+        .strip_prefix("listening on ")
         .and_then(|a| a.parse::<SocketAddr>().ok())
-        .ok_or_else(|| Failure::wrong(format!("the line {}", show(line)), "`listening on ADDR:PORT`"))
+        .ok_or_else(|| Failure::wrong(format!("the line {}", show(line)), "`listening on ADDR:PORT`"))?;
+    let ip = addr.ip().to_canonical();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        return Err(Failure::wrong(
+            format!("`listening on {addr}`: {ip} is not a loopback address, so the grader did not connect to it"),
+            "a loopback address (127.0.0.1 unless --bind says otherwise)",
+        ));
+    }
+    Ok(addr)
 }
 
 /// One connection, from the grader to the program.
@@ -202,25 +215,17 @@ impl Conn {
             if let Some(v) = cond(c) {
                 return Some(Ok(v));
             }
-            let closed = |c: &Conn| format!("{}, then the server closed {}'s connection", c.got(), c.name);
+            let closed = |c: &Conn| format!("{}, then the server closed it", c.got());
             c.data.eof.then(|| Err(Failure::wrong(closed(c), what)))
         });
         outcome.unwrap_or_else(|| {
-            Err(Failure::new(
-                Kind::TimedOut,
-                format!("{} on {}'s connection within {:.1} s", self.got(), self.name, timeout.as_secs_f64()),
-                what,
-            ))
+            Err(Failure::new(Kind::TimedOut, format!("{} within {:.1} s", self.got(), timeout.as_secs_f64()), what))
         })
     }
 
-    /// What arrived and was not taken, for messages.
+    /// What arrived, for messages: all of it, taken and not yet taken.
     fn got(&self) -> String {
-        if self.pending().is_empty() {
-            "nothing (more)".to_string()
-        } else {
-            format!("only {}", show(self.pending()))
-        }
+        self.data.describe(&format!("on {}'s connection", self.name))
     }
 
     pub fn line(&mut self, what: &str, timeout: Duration) -> Step<Vec<u8>> {
@@ -308,5 +313,23 @@ impl Listener {
                 Err(e) => return Err(Failure::grader(format!("accept: {e}"))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_addresses_of_this_machine_are_connected_to() {
+        for ok in ["127.0.0.1:4000", "127.1.2.3:80", "[::1]:4000", "0.0.0.0:4000", "[::]:1", "[::ffff:127.0.0.1]:9"] {
+            let line = format!("listening on {ok}");
+            assert_eq!(listening_addr(line.as_bytes()).unwrap(), ok.parse().unwrap(), "{ok}");
+        }
+        for remote in ["10.1.2.3:80", "[2001:db8::1]:80", "[::ffff:10.0.0.1]:80", "192.168.1.1:22"] {
+            let f = listening_addr(format!("listening on {remote}").as_bytes()).unwrap_err();
+            assert!(f.got.contains("is not a loopback address, so the grader did not connect to it"), "{}", f.got);
+        }
+        assert!(listening_addr(b"listening on nowhere").unwrap_err().expected.contains("ADDR:PORT"));
     }
 }

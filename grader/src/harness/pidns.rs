@@ -70,7 +70,7 @@ use super::failure::{Failure, Kind, Step};
 use super::procfs::{self, Status};
 use super::reaper::{self, SpawnError, Tracked};
 use super::signals::{self, sent_to_grader, Action};
-use super::spawn::{default_signals, First};
+use super::spawn::{default_signals, die_with_parent, First};
 use crate::results::Isolation;
 
 // ----- may we? -------------------------------------------------------------
@@ -253,6 +253,9 @@ pub struct Plan {
     /// The program's end of the pipe that tells init it got as far as
     /// `exec`: set in the program, used by [`Plan::last`]'s code.
     witness: Arc<AtomicI32>,
+    /// The uid and gid the program runs as, if not the grader's: the
+    /// parent takes them once it has started the program.
+    user: Option<(u32, u32)>,
 }
 
 /// The program's namespace, seen from the grader.
@@ -279,15 +282,16 @@ pub struct Started {
 }
 
 impl Plan {
-    /// `None` when programs run without namespaces.
-    pub fn new() -> Option<io::Result<Plan>> {
+    /// `None` when programs run without namespaces. `user`: the uid and
+    /// gid the program runs as, if not the grader's own.
+    pub fn new(user: Option<(u32, u32)>) -> Option<io::Result<Plan>> {
         if !enabled() {
             return None;
         }
         Some(
             socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
                 .map_err(io::Error::from)
-                .map(|(ours, theirs)| Plan { ours, theirs, witness: Arc::new(AtomicI32::new(-1)) }),
+                .map(|(ours, theirs)| Plan { ours, theirs, witness: Arc::new(AtomicI32::new(-1)), user }),
         )
     }
 
@@ -297,19 +301,27 @@ impl Plan {
     pub fn first(&self) -> First {
         let link = self.theirs.as_raw_fd();
         let witness = self.witness.clone();
+        let user = self.user;
+        // init dies with the grader's thread that starts it, where that
+        // thread is the caller's (see [`in_new_namespace`]); a thread of its
+        // own would end at once. Either way init ends when the link closes,
+        // as it does when the grader dies.
+        let grader = own_namespace().map(|_| std::process::id() as i32);
         // SAFETY (of the `pre_exec` it becomes): see the module
         // documentation; `split` and all it calls are async-signal-safe.
-        Box::new(move || unsafe { split(link, &witness) })
+        Box::new(move || unsafe { split(link, &witness, user, grader) })
     }
 
     /// Add the last `pre_exec` code: the program `exec`s itself, with the
-    /// command's program, arguments and environment. (`Command`'s own
+    /// command's program, arguments and environment, and `argv0` as the
+    /// program's name (the path the grader was given: `Command` may run a
+    /// copy, see [`super::runas::exec_path`]). (`Command`'s own
     /// `exec` would report a failure to the grader and then wait for its
     /// child — init, which does not end by itself.) The command must clear
     /// its environment (as `spawn::command` does): only the variables
     /// it sets are passed.
-    pub fn last(&self, cmd: &mut Command) {
-        let exec = Exec::of(cmd);
+    pub fn last(&self, cmd: &mut Command, argv0: &Path) {
+        let exec = Exec::of(cmd, argv0);
         let link = self.theirs.as_raw_fd();
         let witness = self.witness.clone();
         // SAFETY: runs in the program between fork and exec; `run` makes
@@ -452,6 +464,11 @@ fn receive(link: &OwnedFd, buf: &mut [u8], deadline: Deadline) -> Option<usize> 
 }
 
 impl Namespace {
+    /// The program's stand-in parent, as the grader's `/proc` shows it.
+    pub fn parent(&self) -> Pid {
+        self.parent
+    }
+
     /// Kill everything in the namespace (by killing init).
     pub fn kill(&self) {
         let _ = kill(self.init, Signal::SIGKILL);
@@ -561,10 +578,10 @@ unsafe impl Send for Exec {}
 unsafe impl Sync for Exec {}
 
 impl Exec {
-    fn of(cmd: &Command) -> Exec {
+    fn of(cmd: &Command, argv0: &Path) -> Exec {
         let c = |s: &OsStr| CString::new(s.as_bytes()).unwrap_or_default();
         let path = c(cmd.get_program());
-        let args: Vec<CString> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(c).collect();
+        let args: Vec<CString> = std::iter::once(argv0.as_os_str()).chain(cmd.get_args()).map(c).collect();
         let env: Vec<CString> = cmd
             .get_envs()
             .filter_map(|(k, v)| {
@@ -596,10 +613,15 @@ impl Exec {
 ///
 /// # Safety
 /// Only between fork and exec, as `pre_exec` code.
-unsafe fn split(link: RawFd, witness: &AtomicI32) -> io::Result<()> {
+unsafe fn split(link: RawFd, witness: &AtomicI32, user: Option<(u32, u32)>, grader: Option<i32>) -> io::Result<()> {
     // A session of their own: a terminal's Ctrl-C for the grader's process
     // group is not for init and the parent (the program makes its own).
     libc::setsid();
+    // Killing init kills the namespace: it dies with the grader, as a
+    // program outside a namespace does. (Not inherited by the parent.)
+    if let Some(grader) = grader {
+        die_with_parent(grader, libc::SIGKILL)?;
+    }
     let mut pipe = [0; 2];
     if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
         return Err(io::Error::last_os_error());
@@ -608,7 +630,7 @@ unsafe fn split(link: RawFd, witness: &AtomicI32) -> io::Result<()> {
         -1 => Err(io::Error::last_os_error()),
         0 => {
             libc::close(pipe[0]);
-            parent(link, pipe[1], witness)
+            parent(link, pipe[1], witness, user)
         }
         _ => {
             libc::close(pipe[1]);
@@ -655,7 +677,7 @@ unsafe fn init(link: RawFd, witness: RawFd) -> ! {
 /// Returns only in the program. (The program can stop the parent as soon
 /// as it runs: by then the parent holds no descriptor that anybody waits
 /// on.)
-unsafe fn parent(link: RawFd, witness: RawFd, witness_slot: &AtomicI32) -> io::Result<()> {
+unsafe fn parent(link: RawFd, witness: RawFd, witness_slot: &AtomicI32, user: Option<(u32, u32)>) -> io::Result<()> {
     libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     let mut all: libc::sigset_t = std::mem::zeroed();
     libc::sigfillset(&mut all);
@@ -692,6 +714,14 @@ unsafe fn parent(link: RawFd, witness: RawFd, witness_slot: &AtomicI32) -> io::R
     }
     if program < 0 {
         report(link, b"broken", *libc::__errno_location());
+    }
+    // As the program's user, like a grader that is not root: then the
+    // program and its processes can signal their parent (and the grader
+    // learns of it), and the parent holds no power over anything else.
+    if let Some((uid, gid)) = user {
+        if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            report(link, b"broken", *libc::__errno_location());
+        }
     }
     libc::close(go[0]);
     libc::close(witness);
@@ -989,12 +1019,12 @@ mod tests {
     }
 
     #[test]
-    fn the_program_execs_what_the_command_names() {
+    fn the_program_execs_what_the_command_names_under_the_given_name() {
         let mut cmd = Command::new("/bin/echo");
         cmd.arg("hi there").env_clear().env("A", "1");
-        let e = Exec::of(&cmd);
+        let e = Exec::of(&cmd, Path::new("/somewhere/echo"));
         assert_eq!(e.path.as_bytes(), b"/bin/echo");
-        assert_eq!(e._args.iter().map(|a| a.to_str().unwrap()).collect::<Vec<_>>(), ["/bin/echo", "hi there"]);
+        assert_eq!(e._args.iter().map(|a| a.to_str().unwrap()).collect::<Vec<_>>(), ["/somewhere/echo", "hi there"]);
         assert_eq!(e._env.iter().map(|a| a.to_str().unwrap()).collect::<Vec<_>>(), ["A=1"]);
         assert!(e.argv.last().unwrap().is_null() && e.envp.last().unwrap().is_null());
     }

@@ -7,6 +7,7 @@
 //! between two reads: it returns `None` or an empty list, never an error.
 
 use std::fs;
+use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
@@ -31,9 +32,6 @@ pub struct Status {
     /// (`ShdPnd`), and to its main thread (`SigPnd`).
     pub shd_pnd: u64,
     pub sig_pnd: u64,
-    /// Times the process gave up the CPU to wait (each wake-up of a polling
-    /// loop counts one).
-    pub voluntary_ctxt_switches: u64,
 }
 
 impl Status {
@@ -132,16 +130,71 @@ pub fn status(pid: Pid) -> Option<Status> {
     let mut s = Status::default();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else { continue };
-        let value = value.trim();
+        let mask = || u64::from_str_radix(value.trim(), 16).unwrap_or(0);
         match key {
-            "SigCgt" => s.sig_cgt = u64::from_str_radix(value, 16).unwrap_or(0),
-            "ShdPnd" => s.shd_pnd = u64::from_str_radix(value, 16).unwrap_or(0),
-            "SigPnd" => s.sig_pnd = u64::from_str_radix(value, 16).unwrap_or(0),
-            "voluntary_ctxt_switches" => s.voluntary_ctxt_switches = value.parse().unwrap_or(0),
+            "SigCgt" => s.sig_cgt = mask(),
+            "ShdPnd" => s.shd_pnd = mask(),
+            "SigPnd" => s.sig_pnd = mask(),
             _ => {}
         }
     }
     Some(s)
+}
+
+/// The value of `key` in `/proc/PID/task/TID/status` of every thread of
+/// `pid`; empty when it is gone.
+fn task_status_values(pid: Pid, key: &str) -> Vec<String> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|task| {
+            let text = fs::read_to_string(task.path().join("status")).ok()?;
+            let value = text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+            Some(value.trim().to_string())
+        })
+        .collect()
+}
+
+/// Times the threads of `pid` gave up the CPU to wait (each wake-up of a
+/// polling loop counts one), summed over its living threads: the counter in
+/// `/proc/PID/status` is the main thread's alone.
+pub fn voluntary_switches(pid: Pid) -> Option<u64> {
+    let values = task_status_values(pid, "voluntary_ctxt_switches");
+    (!values.is_empty()).then(|| values.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+}
+
+/// Signals that no thread of `pid` lets through to a handler or a default
+/// action: blocked in every thread — those are taken, if at all, with
+/// `sigwait` or a `signalfd`. A thread asleep in `sigwait`/`sigwaitinfo`/
+/// `sigtimedwait` counts as blocking all: while it waits, the kernel shows
+/// the signals it waits for as unblocked (`SigBlk`), and takes them for it.
+pub fn blocked_in_every_thread(pid: Pid) -> Option<u64> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else { return None };
+    let masks: Vec<u64> = dir
+        .flatten()
+        .filter_map(|task| {
+            let wchan = fs::read_to_string(task.path().join("wchan")).unwrap_or_default();
+            if wchan.contains("sigtimedwait") {
+                return Some(u64::MAX);
+            }
+            let text = fs::read_to_string(task.path().join("status")).ok()?;
+            let value = text.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+            u64::from_str_radix(value.trim(), 16).ok()
+        })
+        .collect();
+    (!masks.is_empty()).then(|| masks.iter().fold(u64::MAX, |a, b| a & b))
+}
+
+/// The real uid of `pid` (the first field of `Uid:` in `/proc/PID/status`):
+/// the user it runs as, which it cannot change without privileges. Read
+/// for every process on the machine when a program's uid is swept, so
+/// only the head of the file, in one read.
+pub fn real_uid(pid: Pid) -> Option<u32> {
+    use std::io::Read;
+    let mut head = [0u8; 1024];
+    let n = fs::File::open(format!("/proc/{pid}/status")).ok()?.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// Every thread of `pid` with its state and wait channel.
@@ -191,6 +244,12 @@ pub fn tree(pid: Pid) -> Vec<Pid> {
 /// Short command name (`comm`).
 pub fn comm(pid: Pid) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim_end().to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// The executable `pid` runs (`/proc/PID/exe`); `None` once it is a zombie
+/// or gone. A file replaced or removed since shows with ` (deleted)`.
+pub fn exe(pid: Pid) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 /// Whether the environment of `pid` contains exactly the entry `entry`
@@ -278,4 +337,136 @@ fn state_words(state: char, wchan: &str) -> String {
         'Z' => "had exited but was not yet reaped (zombie)".into(),
         other => format!("was in state {other}"),
     }
+}
+
+// ----- for diagnoses: signal masks, pipes and who holds them ---------------
+
+/// The signal masks of a process, from `/proc/PID/status` (bit N-1 for
+/// signal N).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignalMasks {
+    /// Sent and not yet delivered, to the thread or the process
+    /// (`SigPnd | ShdPnd`).
+    pub pending: u64,
+    /// Blocked by the main thread (`SigBlk`).
+    pub blocked: u64,
+    /// Ignored (`SigIgn`).
+    pub ignored: u64,
+    /// With a handler (`SigCgt`).
+    pub caught: u64,
+}
+
+pub fn signal_masks(pid: Pid) -> Option<SignalMasks> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut m = SignalMasks::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let value = u64::from_str_radix(value.trim(), 16).unwrap_or(0);
+        match key {
+            "SigPnd" | "ShdPnd" => m.pending |= value,
+            "SigBlk" => m.blocked = value,
+            "SigIgn" => m.ignored = value,
+            "SigCgt" => m.caught = value,
+            _ => {}
+        }
+    }
+    Some(m)
+}
+
+/// What descriptor `fd` of `pid` points to (`pipe:[123]`, `/dev/null`).
+pub fn fd_target(pid: Pid, fd: i32) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok().map(|t| t.to_string_lossy().into_owned())
+}
+
+/// The inode of a pipe, from a descriptor's target `pipe:[123]`: two
+/// descriptors on one pipe show the same.
+pub fn pipe_inode(target: &str) -> Option<u64> {
+    target.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The two ends of a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeEnd {
+    Read,
+    Write,
+}
+
+impl PipeEnd {
+    pub fn other(self) -> PipeEnd {
+        match self {
+            PipeEnd::Read => PipeEnd::Write,
+            PipeEnd::Write => PipeEnd::Read,
+        }
+    }
+
+    /// "read" or "write".
+    pub fn word(self) -> &'static str {
+        match self {
+            PipeEnd::Read => "read",
+            PipeEnd::Write => "write",
+        }
+    }
+}
+
+/// The end of a pipe descriptor `fd` of `pid` is: its access mode, from the
+/// octal `flags` of `/proc/PID/fdinfo/FD` (`O_WRONLY` is 1).
+pub fn pipe_end(pid: Pid, fd: i32) -> Option<PipeEnd> {
+    let text = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let flags = text.lines().find_map(|l| l.strip_prefix("flags:"))?;
+    let flags = u32::from_str_radix(flags.trim(), 8).ok()?;
+    Some(if flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32 { PipeEnd::Write } else { PipeEnd::Read })
+}
+
+/// Every descriptor that the processes `pids` hold on pipe `inode`: the
+/// process, the descriptor and the end.
+pub fn pipe_holders(pids: &[Pid], inode: u64) -> Vec<(Pid, i32, PipeEnd)> {
+    let mut out = Vec::new();
+    for &pid in pids {
+        for (fd, target) in fds(pid) {
+            if pipe_inode(&target) == Some(inode) {
+                if let Some(end) = pipe_end(pid, fd) {
+                    out.push((pid, fd, end));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The end of a pipe `pid` waits on, and its descriptor, while it sleeps in
+/// the kernel's pipe read or write (`pipe_read`, `anon_pipe_read`, and
+/// `pipe_wait_readable` for `splice`, which std's `io::copy` uses). The
+/// descriptor is the argument of the system call it sleeps in
+/// (`/proc/PID/syscall`); when that cannot be read, its stdin or stdout.
+pub fn pipe_wait(pid: Pid) -> Option<(PipeEnd, i32)> {
+    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let end = if wchan.ends_with("pipe_read") || wchan == "pipe_wait_readable" {
+        PipeEnd::Read
+    } else if wchan.ends_with("pipe_write") || wchan == "pipe_wait_writable" {
+        PipeEnd::Write
+    } else {
+        return None;
+    };
+    let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let fields: Vec<&str> = syscall.split_whitespace().collect();
+    let arg = |i: usize| -> Option<i32> {
+        let hex = fields.get(i)?.strip_prefix("0x")?;
+        i32::try_from(i64::from_str_radix(hex, 16).ok()?).ok()
+    };
+    let fd = match fields.first().and_then(|n| n.parse::<i64>().ok()) {
+        // splice(fd_in, off_in, fd_out, …)
+        Some(libc::SYS_splice) if end == PipeEnd::Write => arg(3),
+        Some(nr)
+            if [libc::SYS_read, libc::SYS_readv, libc::SYS_write, libc::SYS_writev, libc::SYS_splice].contains(&nr) =>
+        {
+            arg(1)
+        }
+        _ => None,
+    };
+    Some((end, fd.unwrap_or(if end == PipeEnd::Read { 0 } else { 1 })))
+}
+
+/// Whether `pid` sleeps waiting for a child to change state (`waitpid`).
+pub fn waits_for_children(pid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w == "do_wait" || w.ends_with("_wait4"))
 }

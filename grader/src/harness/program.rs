@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -84,12 +85,15 @@ struct Stream {
     /// Our read end of the pipe; `None` once the grader closed it.
     pipe: Option<std::fs::File>,
     data: Capture,
+    /// Not read while held: the pipe fills and the program blocks in its
+    /// `write` (see [`Program::hold_stdout`]).
+    held: bool,
 }
 
 impl Stream {
     fn new(fd: OwnedFd, cap: usize) -> Stream {
         set_nonblocking(&fd);
-        Stream { pipe: Some(fd.into()), data: Capture::new(cap) }
+        Stream { pipe: Some(fd.into()), data: Capture::new(cap), held: false }
     }
 
     fn open(&self) -> bool {
@@ -97,6 +101,9 @@ impl Stream {
     }
 
     fn drain(&mut self) {
+        if self.held {
+            return;
+        }
         if let Some(pipe) = &mut self.pipe {
             self.data.drain_from(pipe);
         }
@@ -109,6 +116,19 @@ fn set_nonblocking(fd: &OwnedFd) {
         let _ = fcntl(fd, FcntlArg::F_SETFL(flags));
     }
 }
+
+/// How long descendants still running when the program has exited may take
+/// to end on their own before they count as left behind (SPEC §6), at time
+/// scale 1. They have a reason to be on their way out: a child that asked
+/// for `PR_SET_PDEATHSIG` is sent its signal the moment the program exits,
+/// and a child reading a pipe the program held sees EOF then; either only
+/// has to be scheduled once to die. Even with every core busy, a woken
+/// process runs within one scheduler period (CFS: 6 ms × (1 + log2 of the
+/// cores), 12 ms here), so 250 ms leaves it some twenty chances. It is paid
+/// only where something still runs: the wait ends at the last exit (it
+/// waits on pidfds), and a program that leaves nothing pays nothing. A
+/// daemon that never ends costs its check 250 ms (times the time scale).
+pub const LEFTOVER_GRACE: Duration = Duration::from_millis(250);
 
 /// Options for [`Program::start`].
 #[derive(Debug, Clone)]
@@ -145,6 +165,11 @@ pub struct Program {
     exit: Option<Exit>,
     started: Instant,
     opts: Options,
+    /// [`LEFTOVER_GRACE`], scaled by [`Program::with_time_scale`].
+    leftover_grace: Duration,
+    /// The executable the grader started, canonical (symlinks resolved),
+    /// as `/proc/PID/exe` shows it; `None` if it cannot be resolved.
+    exe: Option<PathBuf>,
     log: SharedTranscript,
     _cwd: tempfile::TempDir,
 }
@@ -152,19 +177,19 @@ pub struct Program {
 impl Program {
     /// Start `spec` as `name`, logging to `log`.
     pub fn start(name: &str, spec: &Spec, opts: Options, log: SharedTranscript) -> Step<Program> {
-        let cwd = tempfile::Builder::new()
-            .prefix("ipc-lab-")
-            .tempdir()
-            .map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
-        let leash = Leash::new();
-        let plan = match Plan::new() {
+        let mut leash = Leash::new().map_err(Failure::grader)?;
+        let cwd = leash.workdir().map_err(|e| Failure::grader(format!("cannot create a working directory: {e}")))?;
+        let exe = super::runas::exec_path(&spec.path).map_err(|e| {
+            Failure::grader(format!("cannot copy {} where its user can run it: {e}", spec.path.display()))
+        })?;
+        let plan = match Plan::new(leash.identity.as_ref().map(|who| (who.uid, who.gid))) {
             None => None,
             Some(Ok(plan)) => Some(plan),
             Some(Err(e)) => return Err(Failure::grader(format!("cannot link to a PID namespace: {e}"))),
         };
-        let mut cmd = spawn::command(spec, &leash, cwd.path(), plan.as_ref().map(Plan::first));
+        let mut cmd = spawn::command(spec, &exe, &leash, cwd.path(), plan.as_ref().map(Plan::first));
         if let Some(plan) = &plan {
-            plan.last(&mut cmd);
+            plan.last(&mut cmd, &spec.path);
         }
         let shown = std::iter::once(name.to_string())
             .chain(spec.args.iter().map(|a| shell_word(&a.to_string_lossy())))
@@ -177,6 +202,7 @@ impl Program {
         let (mut child, pid, ns) = match plan {
             Some(plan) => {
                 let s = plan.spawn(&mut cmd, &spec.path)?;
+                leash.stand_in(s.ns.parent());
                 (s.child, s.program, Some(s.ns))
             }
             None => {
@@ -193,6 +219,7 @@ impl Program {
             }
         };
         watch.started(pid);
+        leash.check_joined(pid);
         super::ipc::note_pid(pid, name); // ipc leaks: its objects are its check's
         if let Some(ns) = &ns {
             super::ipc::note_pid(ns.seen, name); // ipc leaks: and so are names with the pid it sees
@@ -227,9 +254,19 @@ impl Program {
             exit: None,
             started,
             opts,
+            leftover_grace: LEFTOVER_GRACE,
+            exe: std::fs::canonicalize(&spec.path).ok(),
             log,
             _cwd: cwd,
         })
+    }
+
+    /// Scale the program's own waits by `scale` (`--time-scale`): the
+    /// grace period for descendants at its end, which load stretches like
+    /// every upper bound.
+    pub fn with_time_scale(mut self, scale: f64) -> Program {
+        self.leftover_grace = LEFTOVER_GRACE.mul_f64(scale);
+        self
     }
 
     /// The program's pid in the grader's `/proc`: for reading its state
@@ -313,6 +350,45 @@ impl Program {
     pub fn close_stdout(&mut self) {
         self.log(format!("closed the pipe {} writes its stdout to (reader gone)", self.name));
         self.out.pipe = None;
+    }
+
+    /// Stop (`true`) or resume (`false`) reading the program's stdout. While
+    /// held, the pipe fills and the program's next `write` blocks, inside
+    /// whatever lock its output library holds: the one moment in which a
+    /// signal handler that prints is sure to re-enter that lock.
+    pub fn hold_stdout(&mut self, held: bool) {
+        if held != self.out.held {
+            self.log(if held {
+                format!("stopped reading {}'s stdout, so the pipe fills", self.name)
+            } else {
+                format!("read {}'s stdout again", self.name)
+            });
+        }
+        self.out.held = held;
+    }
+
+    /// While the grader holds stdout (see [`Self::hold_stdout`]): whether
+    /// the program has stopped writing it, and how. `None` while a thread
+    /// runs or the pipe is empty; `Some(true)` when a thread sleeps in the
+    /// kernel's pipe write (blocked in `write` of its stdout); `Some(false)`
+    /// when every thread sleeps elsewhere (in `poll` for a writable stdout,
+    /// say) — the caller tells that from a pause by seeing it last. Not
+    /// "the pipe is full": how much room a blocked writer leaves depends on
+    /// its write sizes (a page per write that does not fit the last one).
+    pub fn stdout_stalled(&self) -> Option<bool> {
+        let pipe = self.out.pipe.as_ref().filter(|_| self.out.held)?;
+        if pipe_fill(pipe) == 0 {
+            return None;
+        }
+        let tasks = procfs::tasks(self.pid);
+        if tasks.is_empty() || tasks.iter().any(|t| t.state != 'S') {
+            return None;
+        }
+        Some(
+            tasks
+                .iter()
+                .any(|t| procfs::pipe_wait(Pid::from_raw(t.tid)).is_some_and(|(end, _)| end == procfs::PipeEnd::Write)),
+        )
     }
 
     /// Bytes queued for stdin and not yet taken by the pipe.
@@ -419,6 +495,24 @@ impl Program {
         procfs::tree(self.pid)
     }
 
+    /// The program and every other process it created that still runs:
+    /// its tree and everything else on its leash (orphans re-parented to
+    /// the grader, daemons that left the session).
+    pub fn processes(&self) -> Vec<Pid> {
+        let mut all = vec![self.pid];
+        all.extend(self.strays());
+        all
+    }
+
+    /// Processes of the program that run another executable than the one
+    /// the grader started (`/proc/PID/exe`), with what they run: a program
+    /// that hands its work to `python3`, `nc` or `sh` shows here. Empty
+    /// when the started executable cannot be resolved.
+    pub fn other_executables(&self) -> Vec<(Pid, PathBuf)> {
+        let Some(ours) = &self.exe else { return Vec::new() };
+        self.processes().into_iter().filter_map(|p| procfs::exe(p).filter(|e| e != ours).map(|e| (p, e))).collect()
+    }
+
     /// Where every thread of every process of the program sits right now.
     pub fn whereabouts(&self) -> String {
         procfs::describe(&self.tree())
@@ -461,7 +555,9 @@ impl Program {
                 return Some(Err(f));
             }
             let exited = p.exit().is_some();
-            (exited && !p.out.open() && !p.err.open()).then(|| Err(p.ended_early(what)))
+            // A held stdout is never read to its EOF: the exit alone ends it.
+            let out_open = p.out.open() && !p.out.held;
+            (exited && !out_open && !p.err.open()).then(|| Err(p.ended_early(what)))
         });
         outcome.unwrap_or_else(|| Err(self.timed_out(what, timeout)))
     }
@@ -551,7 +647,7 @@ impl Program {
         let (out_open, err_open, alive) = (self.out.open(), self.err.open(), self.exit.is_none());
         {
             let mut fds: Vec<PollFd> = Vec::with_capacity(4);
-            if let (true, Some(fd)) = (out_open, &self.out.pipe) {
+            if let (true, false, Some(fd)) = (out_open, self.out.held, &self.out.pipe) {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
             if let (true, Some(fd)) = (err_open, &self.err.pipe) {
@@ -587,13 +683,10 @@ impl Program {
         format!("; its stderr: {}", show(tail.as_bytes()))
     }
 
+    /// Everything the program wrote to stdout, for a failure: what the
+    /// check had already taken and what came after it.
     fn output_so_far(&self) -> String {
-        let pending = self.out.data.pending();
-        if pending.is_empty() {
-            "nothing (more) on stdout".to_string()
-        } else {
-            format!("only {} on stdout", show(pending))
-        }
+        self.out.data.describe("on stdout")
     }
 
     /// A panic message on stderr, as `(location, message)`; the location as
@@ -618,28 +711,33 @@ impl Program {
         if let Some((loc, msg)) = self.panic_message() {
             let at = crate::results::Location::parse(&loc);
             if msg.contains("not yet implemented") || msg.contains("not implemented") {
+                // The kind and the place say it all; the check's general
+                // hint says what the `todo!()` is to do.
                 return Failure::new(Kind::NotImplemented, format!("{name} reached a `todo!()` at {loc}"), what)
-                    .with_hint("fill in that `todo!()` — this check cannot pass before it")
                     .with_location(at);
             }
-            return Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what)
-                .with_hint(
-                    "a panic is never an answer: handle the error (EPIPE, EINTR, bad input) and exit with the status the contract names",
+            let failure = Failure::new(Kind::Panicked, format!("{name} panicked at {loc}: {msg}"), what);
+            let failure = if ["Broken pipe", "BrokenPipe", "EPIPE"].iter().any(|e| msg.contains(e)) {
+                failure.diagnosed(
+                    "it panicked on EPIPE: the reader of its output had gone, and the error was not handled \
+                     (`println!` panics on it, and so does an `unwrap` of the write)",
+                    "write with `write_all` and handle the error: stop, say so on stderr and exit with the status \
+                     the contract names",
                 )
-                .with_location(at);
+            } else {
+                failure
+            };
+            return failure.with_location(at);
         }
         match exit {
             Exit::Signal(sig) => {
                 let sname = super::failure::signal_name(sig);
-                let hint = match sig {
-                    libc::SIGPIPE => "SIGPIPE: it wrote to a pipe or socket whose reader had gone",
-                    libc::SIGABRT => "SIGABRT: often a panic or allocation inside a signal handler, or a double panic",
-                    libc::SIGSEGV => "SIGSEGV: invalid memory access (unsafe code, a bad pointer into shared memory?)",
-                    libc::SIGXCPU => "SIGXCPU: it used up its CPU-time limit — a busy loop?",
-                    _ => "a signal it did not handle ended it",
-                };
-                Failure::new(Kind::Crashed, format!("{name} was killed by {sname}{}", self.stderr_tail()), what)
-                    .with_hint(hint)
+                let got = format!("{name} was killed by {sname}{}", self.stderr_tail());
+                let failure = Failure::new(Kind::Crashed, got, what);
+                match killed_by(sig) {
+                    Some((means, hint)) => failure.diagnosed(means, hint),
+                    None => failure,
+                }
             }
             Exit::Code(code) => Failure::wrong(
                 format!("{name} exited with status {code}; {}{}", self.output_so_far(), self.stderr_tail()),
@@ -689,7 +787,10 @@ impl Program {
                 format!("{} wrote more than {} to {which}; the grader stopped it", self.name, size(cap)),
                 what,
             )
-            .with_hint("a loop that never ends, or that does not stop at EOF / on an error?"),
+            .diagnosed(
+                "the program printed far more than the check can ask of it",
+                "look for a loop that never ends, or one that does not stop at EOF or on an error",
+            ),
         )
     }
 }
@@ -711,11 +812,15 @@ impl Program {
 
 impl Drop for Program {
     /// Kill everything the program created and reap it. If the program had
-    /// exited on its own but its descendants still ran, record them; if it
-    /// signalled the grader, record that.
+    /// exited on its own but its descendants still ran after a grace period
+    /// ([`LEFTOVER_GRACE`]), record them; if it signalled the grader, record
+    /// that.
     fn drop(&mut self) {
+        let mut known = None;
         if self.opts.forbid_leftovers && self.exit().is_some() {
-            let left = self.strays();
+            // Descendants on their way out get [`LEFTOVER_GRACE`] to go.
+            let grace = Deadline::after(self.leftover_grace);
+            let left = reaper::wait_until_gone(grace, || self.strays());
             if !left.is_empty() {
                 left.iter().for_each(|&p| super::ipc::note_pid(p, &procfs::comm(p))); // ipc leaks: these too
                 let list: Vec<String> =
@@ -728,18 +833,19 @@ impl Drop for Program {
                     if left.len() > 5 { ", …" } else { "" }
                 ));
             }
+            known = Some(left);
         }
         let mut incidents = Vec::new();
-        match &self.ns {
+        if let Some(ns) = &self.ns {
             // Ask the stand-in parent what it was sent, then end the
             // namespace: killing init kills every process in it, and init
             // is gone (below) only once they all are.
-            Some(ns) => {
-                incidents = ns.incidents(&self.name);
-                ns.kill();
-            }
-            None => self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10))),
+            incidents = ns.incidents(&self.name);
+            ns.kill();
         }
+        // What is left on the leash (in a namespace: what is dying with it)
+        // is killed, and the program's uid noted clean once it is gone.
+        self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)), known);
         // Before the leader is reaped: a signal it sent is still its own.
         incidents.extend(self.watch.take());
         self.log.borrow_mut().incidents.extend(incidents);
@@ -748,8 +854,35 @@ impl Drop for Program {
     }
 }
 
+/// What a death by `sig` means and what to do about it, for the signals
+/// that have a usual cause; `None` for the rest (the check's general hint
+/// applies).
+fn killed_by(sig: i32) -> Option<(&'static str, &'static str)> {
+    Some(match sig {
+        libc::SIGPIPE => (
+            "it wrote to a pipe or socket whose reader had gone, and SIGPIPE's default action ended it",
+            "where the reader may go first, handle EPIPE: Rust ignores SIGPIPE, so `write` returns the error; in C \
+             ignore SIGPIPE or send with MSG_NOSIGNAL",
+        ),
+        libc::SIGABRT => (
+            "the process aborted (SIGABRT): a panic while panicking, a failed allocation, or a lock or allocator \
+             entered again from a signal handler",
+            "look at stderr in `got`; a signal handler may only do async-signal-safe work (set a flag)",
+        ),
+        libc::SIGSEGV => (
+            "an invalid memory access",
+            "look at the unsafe code: a bad pointer, or one past the end of shared memory?",
+        ),
+        libc::SIGXCPU => (
+            "it used up its CPU-time limit: it kept computing while it should have been waiting",
+            "look for a busy loop: block in `read`, `poll` or `waitpid` instead of trying again and again",
+        ),
+        _ => return None,
+    })
+}
+
 /// Bytes waiting in a pipe (FIONREAD); 0 when unknown.
-fn pipe_fill(fd: &OwnedFd) -> usize {
+fn pipe_fill(fd: &impl AsRawFd) -> usize {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one c_int through the pointer we pass, which
     // points to a live local; the descriptor is owned by us.

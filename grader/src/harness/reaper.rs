@@ -201,8 +201,8 @@ pub fn reap_orphans() {
 /// Kill what `find` finds, again and again, until it finds nothing or
 /// `deadline` passes, waiting on their exits in between and reaping the
 /// orphans each round. `find` runs again after every round: processes may
-/// fork while they are being killed.
-pub fn kill_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) {
+/// fork while they are being killed. True when it found nothing in the end.
+pub fn kill_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) -> bool {
     loop {
         let found = find();
         for &p in &found {
@@ -210,7 +210,22 @@ pub fn kill_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) {
         }
         reap_orphans();
         if found.is_empty() || deadline.passed() {
-            return;
+            return found.is_empty();
+        }
+        wait_any_exit(&found, deadline);
+    }
+}
+
+/// Wait until `find` finds nothing or `deadline` passes, waking on the
+/// exits of what it found (pidfds), not on a clock; returns what it found
+/// last, empty once all of it has gone. `find` runs again after every exit:
+/// for a grace period, in which processes may end on their own. Nothing
+/// found at first: no wait at all.
+pub fn wait_until_gone(deadline: Deadline, mut find: impl FnMut() -> Vec<Pid>) -> Vec<Pid> {
+    loop {
+        let found = find();
+        if found.is_empty() || deadline.passed() {
+            return found;
         }
         wait_any_exit(&found, deadline);
     }
@@ -262,5 +277,50 @@ pub fn peek_exit(pidfd: &OwnedFd) -> Option<WaitStatus> {
     match waitid(Id::PIDFd(pidfd.as_fd()), flags) {
         Ok(WaitStatus::StillAlive) | Err(_) => None,
         Ok(status) => Some(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::Instant;
+
+    fn alive(pid: Pid) -> Vec<Pid> {
+        if procfs::alive(pid) {
+            vec![pid]
+        } else {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn nothing_to_wait_for_costs_nothing() {
+        let started = Instant::now();
+        assert!(wait_until_gone(Deadline::after(Duration::from_secs(10)), Vec::new).is_empty());
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_wait_ends_at_the_exit_not_the_deadline() {
+        let mut child = Command::new("sleep").arg("0.1").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let started = Instant::now();
+        let left = wait_until_gone(Deadline::after(Duration::from_secs(20)), || alive(pid));
+        assert!(left.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn what_stays_is_returned_at_the_deadline() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let started = Instant::now();
+        let left = wait_until_gone(Deadline::after(Duration::from_millis(150)), || alive(pid));
+        assert_eq!(left, vec![pid]);
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

@@ -6,7 +6,9 @@
 //! descriptors 10 and 251 to every process. So in the child, between `fork`
 //! and `exec`, we reset every signal disposition and the mask, mark every
 //! descriptor above 2 close-on-exec, start a new session, join the cgroup,
-//! and set resource limits.
+//! and set resource limits. Last, a program that must not run as the
+//! grader's user ([`super::runas`]) gives up root: no supplementary groups,
+//! its gid, its uid, and no way back up through a setuid executable.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -49,14 +51,16 @@ pub struct Spec {
 /// Code that runs in the forked child before anything else of `pre_exec`.
 pub(crate) type First = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
 
-/// Build the `Command` for `spec`: stdin, stdout and stderr are pipes the
-/// caller owns; everything else is reset in the child. `first`, if given,
-/// runs in the child before that (see [`super::pidns`]: it splits the child
-/// into a namespace's init, the program's parent, and the program, which
-/// alone goes on to be prepared here).
-pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path, first: Option<First>) -> Command {
-    let mut cmd = Command::new(&spec.path);
-    cmd.args(&spec.args)
+/// Build the `Command` for `spec`, executing `exe` (the spec's path, or a
+/// copy its user can reach) under the spec's name: stdin, stdout and stderr
+/// are pipes the caller owns; everything else is reset in the child.
+/// `first`, if given, runs in the child before that (see [`super::pidns`]:
+/// it splits the child into a namespace's init, the program's parent, and
+/// the program, which alone goes on to be prepared here).
+pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path, first: Option<First>) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.arg0(&spec.path)
+        .args(&spec.args)
         .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
@@ -68,6 +72,11 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path, first: Option<Firs
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 
+    // In a PID namespace the program's parent is the grader's stand-in,
+    // and the namespace's init dies with the grader instead (see
+    // `pidns::split`). The stand-in runs as the program's user: one more
+    // process of its uid.
+    let in_namespace = first.is_some();
     if let Some(first) = first {
         // SAFETY: as the `pre_exec` below; see `pidns::Plan::first`.
         unsafe { cmd.pre_exec(first) };
@@ -75,11 +84,14 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path, first: Option<Firs
     let join = leash.join_path.clone();
     let limits = spec.limits.clone();
     let cpu = spec.cpu;
+    let user = leash.identity.as_ref().map(|who| (who.uid, who.gid, who.nproc() + u64::from(in_namespace)));
+    let grader = std::process::id() as i32;
     // SAFETY: the closure runs in the forked child of a multi-threaded
     // process, before exec. It only makes async-signal-safe system calls
     // (open, write, close, setsid, sigaction, sigprocmask, setrlimit,
-    // close_range/fcntl, sched_setaffinity) on data prepared before the
-    // fork; it allocates nothing and takes no lock.
+    // close_range/fcntl, sched_setaffinity, setgroups, setgid, setuid,
+    // prctl, getppid) on data prepared before the fork; it allocates
+    // nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
             // Join the cgroup first, so that nothing the program does later
@@ -109,10 +121,60 @@ pub(crate) fn command(spec: &Spec, leash: &Leash, cwd: &Path, first: Option<Firs
                 libc::CPU_SET(cpu, &mut set);
                 libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
             }
-            Ok(())
+            // Last: everything above may need root.
+            if let Some((uid, gid, nproc)) = user {
+                become_user(uid, gid, nproc)?;
+            }
+            // After the ids: a change of credentials clears it.
+            if in_namespace {
+                return Ok(());
+            }
+            die_with_parent(grader, libc::SIGKILL)
         });
     }
     cmd
+}
+
+/// Have the kernel send `sig` to the child when `parent` (the thread that
+/// started it) dies. A grader killed by one of its programs then takes its
+/// other programs with it, before any of them, orphaned, could take the
+/// grader's own parent (a gradebook) for its grader. Async-signal-safe.
+///
+/// # Safety
+/// Only call between fork and exec.
+pub(crate) unsafe fn die_with_parent(parent: i32, sig: libc::c_int) -> std::io::Result<()> {
+    if libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The parent may have died before the prctl. (0: the parent is outside
+    // the child's PID namespace, and cannot be compared.)
+    let now = libc::getppid();
+    if now != 0 && now != parent {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
+/// Give up root for `uid`/`gid`, with at most `nproc` processes of that
+/// uid (`RLIMIT_NPROC` counts all of them, on the whole machine). The order
+/// matters: the groups and the gid can only be changed while still root,
+/// so the uid goes last. `PR_SET_NO_NEW_PRIVS` then keeps a setuid
+/// executable from making the program root again. Async-signal-safe.
+///
+/// # Safety
+/// Only call between fork and exec.
+unsafe fn become_user(uid: u32, gid: u32, nproc: u64) -> std::io::Result<()> {
+    let _ = setrlimit(Resource::RLIMIT_NPROC, nproc, nproc);
+    // Only the errno reaches the parent (std sends nothing else back), and
+    // nothing may allocate here.
+    if libc::setgroups(0, std::ptr::null()) != 0
+        || libc::setgid(gid) != 0
+        || libc::setuid(uid) != 0
+        || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Reset the signal mask and dispositions in the child of a helper command
@@ -124,6 +186,24 @@ pub fn reset_signals(cmd: &mut Command) {
         cmd.pre_exec(|| {
             default_signals();
             Ok(())
+        });
+    }
+}
+
+/// Start the child of `cmd` in a session (and so a process group) of its
+/// own, without a controlling terminal, and end it with SIGTERM if the
+/// process starting it dies: a gradebook's grader, which then cleans up
+/// after itself.
+pub fn new_session(cmd: &mut Command) {
+    let parent = std::process::id() as i32;
+    // SAFETY: runs between fork and exec; setsid, prctl and getppid are
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            die_with_parent(parent, libc::SIGTERM)
         });
     }
 }

@@ -13,11 +13,18 @@
 //!   the student's source file (see [`location`]); GitHub shows only the
 //!   first few per step anyway, and more would drown the log. A `::notice`
 //!   counts the rest.
+//!
+//! Whatever else the grader prints in this mode quotes the programs, so it
+//! goes out [`verbatim`]: between `::stop-commands::TOKEN` and `::TOKEN::`,
+//! where GitHub runs no command. Only the annotations are commands. Program
+//! text in them is [`text::escape`]d and then encoded ([`escape_data`]), so
+//! it stays inside one line's message.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 use crate::results::{CheckResult, ExerciseResult, Location, Report, Status};
+use crate::text;
 
 /// Bytes of Markdown appended per run: GitHub's limit per step is 1 MiB;
 /// the margin leaves room for what other steps' tools append.
@@ -64,6 +71,22 @@ fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
+/// `text` as GitHub must print it and run none of it: between
+/// `::stop-commands::TOKEN` and `::TOKEN::`. The token is random and new
+/// for every block, so text inside cannot end the block early.
+pub fn verbatim(text: &str) -> Result<String, String> {
+    let token = token().map_err(|e| format!("--github: cannot read /dev/urandom for a stop-commands token: {e}"))?;
+    let newline = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+    Ok(format!("::stop-commands::{token}\n{text}{newline}::{token}::\n"))
+}
+
+/// 128 random bits in hex.
+fn token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 // ----- annotations -----------------------------------------------------------
 
 /// The workflow commands for the failing checks (failed or error), in
@@ -89,8 +112,8 @@ pub fn annotations(report: &Report, in_summary: bool) -> Vec<String> {
     let more: usize = items.iter().skip(MAX_ANNOTATIONS).map(|it| it.checks.len()).sum();
     if more > 0 {
         let where_ = if in_summary { "the job summary lists them all" } else { "the grading report lists them all" };
-        let text = format!("{more} more failing checks are not annotated; {where_}");
-        lines.push(format!("::notice title={}::{}", escape_property("ipc-lab"), escape_data(&text)));
+        let note = format!("{more} more failing checks are not annotated; {where_}");
+        lines.push(format!("::notice title={}::{}", escape_property("ipc-lab"), escape_data(&note)));
     }
     lines
 }
@@ -111,18 +134,22 @@ impl Item<'_> {
             let ids: Vec<&str> = self.checks.iter().map(|c| c.id.as_str()).collect();
             let mut props = Vec::new();
             if let Some((file, line)) = location(self.ex, self.checks[0]) {
-                props.push(format!("file={}", escape_property(&file)));
+                props.push(format!("file={}", escape_property(&text::escape(&file))));
                 props.push(format!("line={line}"));
             }
             let title = format!("{}: not implemented yet ({} checks, {points} points)", self.ex.id, ids.len());
             props.push(format!("title={}", escape_property(&title)));
             // The first check's message names the place.
             let got = self.checks[0].detail.as_ref().map(|d| d.got.as_str()).unwrap_or_default();
-            let text = format!(
+            let message = format!(
                 "{got}\nchecks waiting for it: {}\nhint: fill in that `todo!()`; these checks cannot pass before it",
                 ids.join(", ")
             );
-            return format!("::error {}::{}", props.join(","), escape_data(&cut(&text, ANNOTATION_MESSAGE)));
+            return format!(
+                "::error {}::{}",
+                props.join(","),
+                escape_data(&cut(&text::escape(&message), ANNOTATION_MESSAGE))
+            );
         };
         annotation(self.ex, c)
     }
@@ -132,11 +159,11 @@ impl Item<'_> {
 fn annotation(ex: &ExerciseResult, c: &CheckResult) -> String {
     let mut props = Vec::new();
     if let Some((file, line)) = location(ex, c) {
-        props.push(format!("file={}", escape_property(&file)));
+        props.push(format!("file={}", escape_property(&text::escape(&file))));
         props.push(format!("line={line}"));
     }
     props.push(format!("title={}", escape_property(&format!("{}/{} ({} points)", ex.id, c.id, c.max_points))));
-    format!("::error {}::{}", props.join(","), escape_data(&cut(&c.message, ANNOTATION_MESSAGE)))
+    format!("::error {}::{}", props.join(","), escape_data(&cut(&text::escape(&c.message), ANNOTATION_MESSAGE)))
 }
 
 /// The file and line an annotation points at, relative to the repository;
@@ -199,7 +226,8 @@ struct Block {
 }
 
 impl Block {
-    fn new(summary: String, body: String) -> Block {
+    fn new(summary: String, body: &str) -> Block {
+        let body = text::escape(body).into_owned();
         let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
         Block { summary, body, fence }
     }
@@ -338,7 +366,7 @@ fn blocks(report: &Report) -> Vec<Block> {
         if let Some(err) = &ex.build_error {
             out.push(Block::new(
                 format!("⚠️ <b>{}</b> did not compile: none of its checks could run", html(&ex.id)),
-                err.trim_end().to_string(),
+                err.trim_end(),
             ));
             continue;
         }
@@ -354,7 +382,7 @@ fn blocks(report: &Report) -> Vec<Block> {
                 html(&c.title),
                 html(&kind)
             );
-            out.push(Block::new(summary, c.message.clone()));
+            out.push(Block::new(summary, &c.message));
         }
     }
     out
@@ -371,7 +399,7 @@ fn emoji(status: Status) -> &'static str {
 
 /// A table cell: `|` escaped, line breaks as `<br>`.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace("\r\n", "<br>").replace(['\n', '\r'], "<br>")
+    text::escape(s).replace('|', "\\|").replace("\r\n", "<br>").replace(['\n', '\r'], "<br>")
 }
 
 /// Text inside HTML (`<summary>`).
@@ -423,6 +451,37 @@ mod tests {
         // `%` first: an escape already in the text is not taken for one.
         assert_eq!(escape_data("%0A"), "%250A");
         assert_eq!(escape_property("signals/echo (10 points)"), "signals/echo (10 points)");
+    }
+
+    #[test]
+    fn verbatim_text_is_fenced_by_a_fresh_random_token() {
+        let a = verbatim("::error::forged\nline").unwrap();
+        let lines: Vec<&str> = a.lines().collect();
+        let token = lines[0].strip_prefix("::stop-commands::").expect("starts the block");
+        assert_eq!(token.len(), 32);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(lines[1..], ["::error::forged", "line", &format!("::{token}::")]);
+        let b = verbatim("x\n").unwrap();
+        let other = b.lines().next().and_then(|l| l.strip_prefix("::stop-commands::")).unwrap();
+        assert_ne!(token, other);
+        assert_eq!(b, format!("::stop-commands::{other}\nx\n::{other}::\n"));
+    }
+
+    #[test]
+    fn program_text_cannot_become_a_command_or_a_control() {
+        let forged = "\x1b[2J\rTotal 600/600\n::error::forged\n##[error]old";
+        let mut report = fixtures::sample();
+        report.exercises[1].checks[1].message = format!("wrong output\ngot: {forged}");
+        report.exercises[2].build_error = Some(format!("error: {forged}"));
+        report.exercises[0].checks[1].detail.as_mut().unwrap().location.as_mut().unwrap().file =
+            "exercises/signals/src/\x1b]0;x\x07.rs".into();
+        for line in annotations(&report, true) {
+            assert!(!line.contains('\x1b') && !line.contains('\r') && !line.contains('\n'), "{line}");
+            assert!(line.starts_with("::error file=exercises/"), "{line}");
+        }
+        let md = summary(&report, SUMMARY_BUDGET);
+        assert!(!md.contains('\x1b') && !md.contains('\r'), "{md}");
+        assert!(md.contains("\\x1b[2J\\rTotal 600/600\n\\x3a:error::forged\n\\x23#[error]old"), "{md}");
     }
 
     #[test]
@@ -607,7 +666,7 @@ mod tests {
     #[test]
     fn block_size_is_the_rendered_length() {
         for body in ["", "short", "with ``` fence", &"é".repeat(3000), &"x|`\n".repeat(900)] {
-            let b = Block::new("<b>s</b>".into(), body.to_string());
+            let b = Block::new("<b>s</b>".into(), body);
             for cap in [0, 10, 100, 1023, 1024, 2000, 5999, 6000, usize::MAX] {
                 assert_eq!(b.size(cap), b.render(cap).len(), "cap {cap}, body {} bytes", body.len());
             }

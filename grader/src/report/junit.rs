@@ -8,12 +8,16 @@
 //! suite whose crate did not compile carries the compiler's message in its
 //! `system-out`, and each of its testcases repeats it in the error text,
 //! because most CI pages show only the testcase.
+//!
+//! XML 1.0 cannot hold control characters (quick-junit drops them), so
+//! every text is [`text::escape`]d: `\x1b` stays visible as such.
 
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report as Junit, TestCase, TestCaseStatus, TestSuite};
 
 use crate::results::{CheckResult, ExerciseResult, Report, Status};
+use crate::text;
 
 /// Name of the top-level `testsuites`.
 pub const NAME: &str = "ipc-lab";
@@ -37,7 +41,7 @@ fn suite(ex: &ExerciseResult) -> TestSuite {
         suite.add_property(Property::new("source", source));
     }
     if let Some(err) = &ex.build_error {
-        suite.set_system_out(err);
+        suite.set_system_out(text::escape(err).into_owned());
     }
     suite.add_test_cases(ex.checks.iter().map(|c| case(ex, c)));
     suite
@@ -48,18 +52,18 @@ fn case(ex: &ExerciseResult, c: &CheckResult) -> TestCase {
         Status::Passed => TestCaseStatus::success(),
         Status::Skipped => {
             let mut s = TestCaseStatus::skipped();
-            s.set_message(&c.message);
+            s.set_message(text::escape(&c.message).into_owned());
             s
         }
         Status::Failed | Status::Error => {
             let kind = if c.status == Status::Failed { NonSuccessKind::Failure } else { NonSuccessKind::Error };
             let mut s = TestCaseStatus::non_success(kind);
-            let mut text = c.message.clone();
+            let mut body = c.message.clone();
             if let Some(err) = &ex.build_error {
-                text.push_str("\n\ncompiler output:\n");
-                text.push_str(err);
+                body.push_str("\n\ncompiler output:\n");
+                body.push_str(err);
             }
-            s.set_message(one_line(c)).set_description(text);
+            s.set_message(text::escape(&one_line(c)).into_owned()).set_description(text::escape(&body).into_owned());
             if let Some(d) = &c.detail {
                 if let Ok(serde_json::Value::String(ty)) = serde_json::to_value(d.kind) {
                     s.set_type(ty);
@@ -129,6 +133,7 @@ mod tests {
         report.exercises[0].checks[1].message = "got \x1b[31mred\x1b[0m and \x07 <&> \"".into();
         let xml = render(&report);
         assert!(!xml.contains('\x1b') && !xml.contains('\x07'), "{xml}");
-        assert!(xml.contains("got red and  &lt;&amp;&gt;"), "{xml}");
+        // Escaped, not dropped: the reader sees what the program printed.
+        assert!(xml.contains("got \\x1b[31mred\\x1b[0m and \\x07 &lt;&amp;&gt;"), "{xml}");
     }
 }

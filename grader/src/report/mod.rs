@@ -7,15 +7,17 @@ pub mod gradescope;
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod wrap;
 
 use std::path::{Path, PathBuf};
 
 use crate::results::{Format, Report};
 
-/// `report` in `format`; `colour` only matters for `human`.
-pub fn render(format: Format, report: &Report, colour: bool) -> String {
+/// `report` in `format`; `colour` and `width` (columns to wrap to) only
+/// matter for `human`: the other formats keep every text whole.
+pub fn render(format: Format, report: &Report, colour: bool, width: usize) -> String {
     match format {
-        Format::Human => human::render(report, human::Style::of(colour)),
+        Format::Human => human::render(report, human::Style::of(colour), width),
         Format::Json => json::render(report),
         Format::Junit => junit::render(report),
         Format::Gradescope => gradescope::render(report),
@@ -39,13 +41,17 @@ pub struct Output {
 /// report, and with `github` the step summary and annotations.
 pub fn write(output: &Output, report: &Report) -> Result<(), String> {
     let colour = output.file.is_none() && human::stdout_colour();
-    let text = render(output.format, report, colour);
+    let width = if output.file.is_none() { wrap::stdout_width() } else { wrap::DEFAULT_WIDTH };
+    let text = render(output.format, report, colour, width);
     match &output.file {
         Some(path) => write_file(path, &text)?,
+        // On GitHub, the report quotes the programs: none of its lines may
+        // be taken for a workflow command.
+        None if output.github => print!("{}", github::verbatim(&text)?),
         None => print!("{text}"),
     }
     for (format, path) in &output.reports {
-        write_file(path, &render(*format, report, false))?;
+        write_file(path, &render(*format, report, false, wrap::DEFAULT_WIDTH))?;
     }
     if output.github {
         github::emit(report)?;
@@ -54,10 +60,7 @@ pub fn write(output: &Output, report: &Report) -> Result<(), String> {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::atomic::write(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Synthetic reports for the formats' unit tests.
@@ -81,7 +84,8 @@ pub(crate) mod fixtures {
                     did: vec!["started the program".into()],
                     got: got.into(),
                     expected: "the right thing".into(),
-                    hints: vec!["read the slides".into()],
+                    diagnosis: None,
+                    hint: Some("read the slides".into()),
                     location: None,
                 };
                 CheckResult::failed(id, title, max, detail, rerun)

@@ -1,17 +1,20 @@
 //! Results: what the runner hands to the reports, and the words both
 //! sides share — the verdict classes ([`Kind`]), the source [`Location`] a
-//! failure names, the output [`Format`]s. Plain data, serialisable; reports
+//! failure names, the [`Diagnosis`] of its cause, the output [`Format`]s. Plain data, serialisable; reports
 //! only read it. The JSON report is these types as they are (see
 //! README.md, "Options", for the formats).
 
+mod diagnosis;
 mod format;
 mod kind;
 mod location;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
+pub use diagnosis::Diagnosis;
 pub use format::Format;
 pub use kind::Kind;
 pub use location::Location;
@@ -26,19 +29,51 @@ pub enum Status {
     Skipped,
 }
 
-/// Why a check failed, in parts, for reports that lay it out.
-#[derive(Debug, Clone, Serialize)]
+/// Why a check failed, in parts, for reports that lay it out: what the
+/// grader did and saw, what that means when it could tell (the
+/// [`Diagnosis`] and its one hint), else the check's general hint.
+#[derive(Debug, Clone)]
 pub struct Detail {
     pub kind: Kind,
     /// What the grader did, step by step.
     pub did: Vec<String>,
     pub got: String,
     pub expected: String,
-    pub hints: Vec<String>,
+    /// The cause, when what the grader saw tells it, with the hint for it.
+    pub diagnosis: Option<Diagnosis>,
+    /// The check's general hint (the concept behind it): only when there is
+    /// no diagnosis.
+    pub hint: Option<String>,
     /// Where in the source the failure happened, when it names a place (a
     /// `todo!()` or panic reached, the compiler's first error).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+}
+
+/// The fields as they are, plus `hints`, the list reports had before
+/// diagnoses: the one hint shown, so older readers of the JSON still find
+/// it.
+impl Serialize for Detail {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Detail", 8)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("did", &self.did)?;
+        st.serialize_field("got", &self.got)?;
+        st.serialize_field("expected", &self.expected)?;
+        match &self.diagnosis {
+            Some(d) => st.serialize_field("diagnosis", d)?,
+            None => st.skip_field("diagnosis")?,
+        }
+        match &self.hint {
+            Some(h) => st.serialize_field("hint", h)?,
+            None => st.skip_field("hint")?,
+        }
+        st.serialize_field("hints", &self.shown_hint().into_iter().collect::<Vec<_>>())?;
+        match &self.location {
+            Some(l) => st.serialize_field("location", l)?,
+            None => st.skip_field("location")?,
+        }
+        st.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,6 +163,22 @@ impl Detail {
         self.location.as_ref().filter(|_| self.kind == Kind::NotImplemented)
     }
 
+    /// The one hint a report shows: the diagnosis's, else the general one.
+    pub fn shown_hint(&self) -> Option<&str> {
+        self.diagnosis.as_ref().map(|d| d.hint.as_str()).or(self.hint.as_deref())
+    }
+
+    /// The labelled lines after `expected`: `diagnosis` and its `hint`, or
+    /// the general hint as `hint (general)`. One place, so the plain text
+    /// and the human report label alike.
+    pub fn advice(&self) -> Vec<(&'static str, &str)> {
+        match (&self.diagnosis, &self.hint) {
+            (Some(d), _) => vec![("diagnosis", d.what_it_means.as_str()), ("hint", d.hint.as_str())],
+            (None, Some(h)) => vec![("hint (general)", h.as_str())],
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// The failure as plain text (the `message` of JSON and other formats).
     pub fn text(&self, rerun: &str) -> String {
         let mut s = format!(
@@ -137,8 +188,8 @@ impl Detail {
             self.got,
             self.expected
         );
-        for h in &self.hints {
-            s.push_str(&format!("\nhint: {h}"));
+        for (label, text) in self.advice() {
+            s.push_str(&format!("\n{label}: {text}"));
         }
         s.push_str(&format!("\nrerun: {rerun}"));
         s
@@ -197,5 +248,45 @@ impl CheckResult {
             detail: Some(detail),
             ..CheckResult::passed(id, title, 0, rerun)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(diagnosis: Option<Diagnosis>, hint: Option<&str>) -> Detail {
+        Detail {
+            kind: Kind::TimedOut,
+            did: vec!["started it".into()],
+            got: "nothing".into(),
+            expected: "a line".into(),
+            diagnosis,
+            hint: hint.map(String::from),
+            location: None,
+        }
+    }
+
+    #[test]
+    fn a_diagnosis_replaces_the_general_hint_and_the_json_keeps_hints() {
+        let d = detail(Some(Diagnosis::new("it went back into `read`", "no SA_RESTART")), None);
+        assert_eq!(
+            d.text("cargo grade x"),
+            "timed out\ndid: started it\ngot: nothing\nexpected: a line\ndiagnosis: it went back into `read`\n\
+             hint: no SA_RESTART\nrerun: cargo grade x"
+        );
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["diagnosis"]["what_it_means"], "it went back into `read`");
+        assert_eq!(json["hints"], serde_json::json!(["no SA_RESTART"]), "the one hint shown, as before");
+        assert!(json.get("hint").is_none() && json.get("location").is_none(), "{json}");
+
+        let g = detail(None, Some("block in read"));
+        assert!(g.text("r").contains("\nexpected: a line\nhint (general): block in read\nrerun: r"));
+        let json = serde_json::to_value(&g).unwrap();
+        assert_eq!(
+            (&json["hint"], &json["hints"]),
+            (&serde_json::json!("block in read"), &serde_json::json!(["block in read"]))
+        );
+        assert!(json.get("diagnosis").is_none(), "{json}");
     }
 }

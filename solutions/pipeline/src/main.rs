@@ -304,9 +304,11 @@ fn child_fail(message: &str, code: i32) -> ! {
 ///
 /// `waitpid(None, ..)` is `waitpid(-1, ..)`: it returns as soon as *any*
 /// child has ended, so each stage is reaped when it finishes, in whatever
-/// order that happens. Waiting for the pids one by one in a fixed order
-/// would leave a stage that ends early (`echo`, or `head` in
-/// `yes | head -n 3`) a zombie while we sit in `waitpid` for another one.
+/// order that happens. Waiting for the pids one by one in pipeline order is
+/// correct as well (the contract asks only that every stage is reaped before
+/// we exit), but a stage that ends early (`echo`, or `head` in
+/// `yes | head -n 3`) then stays a zombie while we sit in `waitpid` for an
+/// earlier one.
 /// A child we did not start (our process could have inherited one before
 /// `exec`) is reaped and ignored.
 fn wait_all(children: &[Pid]) -> Result<Option<WaitStatus>, Failure> {

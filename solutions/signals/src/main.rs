@@ -39,10 +39,12 @@
 //! slide — sets implicitly) the kernel restarts the `read` silently and the
 //! flag would only be noticed when the next input arrives.
 //!
-//! Input is read with `nix::unistd::read` directly: std's `read_line` (and
-//! every other std reader) retries `EINTR` internally, so it would hide
-//! exactly the event we are waiting for. Output may use std (see
-//! [`write_all`]): there, retrying `EINTR` is what we want.
+//! Input is read with `nix::unistd::read` directly: std's `read_line`,
+//! `lines`, `read_to_end` and `read_exact` retry `EINTR` internally, so they
+//! would hide exactly the event we are waiting for. (Plain `Read::read` does
+//! not retry — it returns `ErrorKind::Interrupted` — and would do as well;
+//! `nix::unistd::read` says `Errno::EINTR` in so many words.) Output may use
+//! std (see [`write_all`]): there, retrying `EINTR` is what we want.
 
 use std::ffi::{c_int, OsString};
 use std::io::Write as _;

@@ -39,6 +39,10 @@
 //! - socket calls through `nix::sys::socket` (`socket`, `connect`, `send`,
 //!   `recv`, `shutdown`; all but `socket` take a `RawFd`:
 //!   `fd.as_raw_fd()`), stdin with `nix::unistd::read`.
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint sockets` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 
 // Lets the untouched skeleton compile without warnings.
 // Delete this line when you are done: the warnings it hides are useful.
@@ -112,124 +116,103 @@ fn diagnose(message: &str) {
 /// Returns the connected socket, or the REASON for the message
 /// `tcp-client: cannot connect to HOST:PORT: REASON`.
 ///
-/// What to do:
-/// 1. `(host, port).to_socket_addrs()` is std's `getaddrinfo` (nix has
-///    none): it takes names (`localhost`) and literals (`127.0.0.1`, `::1`)
-///    and returns an iterator of `SocketAddr`s, IPv4 and IPv6 mixed. On
-///    error return `Err(e.to_string())`.
-/// 2. For each address: [`connect_one`]; the first `Ok` is the result. Keep
-///    the last error (`errno.to_string()`, e.g. `ECONNREFUSED: Connection
-///    refused`) and return it when no address worked (or a fixed text like
-///    `no address found` if there was none).
+/// What it must achieve: names (`localhost`) and literals (`127.0.0.1`,
+/// `::1`) both work (`client-names`); every address of the name is tried in
+/// turn until one accepts; when none does, the reason is the last attempt's
+/// error (e.g. `ECONNREFUSED: Connection refused`, `client-refused`), or a
+/// text of your own if the name had no address at all.
 ///
 /// Why try them all? A name can have several addresses and the server may
-/// listen on only one of them (say on 127.0.0.1 while `localhost` also
-/// resolves to `::1`). Trying only the first one is the classic bug.
+/// listen on only one of them — say on 127.0.0.1 while `localhost` also
+/// resolves to `::1`. Trying only the first one is the classic bug.
+///
+/// Look up: `std::net::ToSocketAddrs` (std's `getaddrinfo`; nix has none),
+/// `man 3 getaddrinfo`; [`connect_one`].
 fn connect_to(host: &str, port: u16) -> Result<OwnedFd, String> {
-    todo!("connect_to: to_socket_addrs, connect_one each until one works")
+    todo!("TODO 1: resolve and connect")
 }
 
-/// TODO 2 — `socket` + `connect` to one address (slides "Socket erzeugen",
+/// TODO 2 — a socket connected to one address (slides "Socket erzeugen",
 /// "Verbindungen (TCP)").
 ///
-/// 1. `socket(family, SockType::Stream, SockFlag::empty(), None)?` with
-///    `AddressFamily::Inet` for `SocketAddr::V4` and `AddressFamily::Inet6`
-///    for `SocketAddr::V6` — the slide's hard-wired `AF_INET` cannot reach
-///    `::1`.
-/// 2. `connect(sock.as_raw_fd(), &SockaddrStorage::from(address))?` —
-///    `SockaddrStorage` is the slide's `struct sockaddr_in`/`sockaddr_in6`,
-///    port already in network byte order (no `htons` by hand).
-/// 3. `Ok(sock)`. On failure the `?` returns early and drops `sock`, which
-///    closes it: a socket whose `connect` failed cannot be used again, the
-///    next address needs a new one.
+/// What it must achieve: a TCP socket of the address's family — the slide's
+/// hard-wired `AF_INET` cannot reach `::1` — connected to `address`, or the
+/// error. A socket whose `connect` failed cannot be used again: the next
+/// address needs a new one (and the failed one must be closed).
+///
+/// Look up: `nix::sys::socket::{socket, connect, AddressFamily, SockType,
+/// SockFlag, SockaddrStorage}`, `man 2 connect`. A `SocketAddr` converts
+/// into a `SockaddrStorage`, port already in network byte order.
 fn connect_one(address: SocketAddr) -> nix::Result<OwnedFd> {
-    todo!("connect_one: socket of the address's family, connect")
+    todo!("TODO 2: socket and connect")
 }
 
 // ---------------------------------------------------------------------------
 // Copying both ways at once — your part
 // ---------------------------------------------------------------------------
 
-/// TODO 3 — run [`upload`] in a second thread and [`download`] in this one;
-/// return what [`download`] returns.
+/// TODO 3 — copy stdin to the socket and the socket to stdout *at the same
+/// time*; return what the download side returns.
 ///
-/// Why two threads? Think of an echo server and 16 MiB on stdin. If you send
-/// everything first and read afterwards, the server's echo fills your
-/// receive buffer (you do not read), so the server's `send` blocks, so it
-/// stops reading, so its receive buffer fills, so *your* `send` blocks —
+/// Why at the same time? Think of an echo server and 16 MiB on stdin. If
+/// you send everything first and read afterwards, the server's echo fills
+/// your receive buffer (you do not read), so the server's `send` blocks, so
+/// it stops reading, so its receive buffer fills, so *your* `send` blocks —
 /// forever. Both sides wait for each other. Loopback buffers hold a few MB
 /// per direction: small tests pass, `client-duplex` hangs. With one thread
-/// per direction each may block as long as it likes.
+/// per direction, each may block as long as it likes.
 ///
-/// How:
-/// - both threads need the socket: `let sock = Arc::new(sock);` and give the
-///   thread a clone (`Arc::clone(&sock)`), moved into the closure; the
-///   `OwnedFd` is closed when the last `Arc` is gone;
-/// - `thread::Builder::new().spawn(move || upload(upload_sock.as_raw_fd()))`,
-///   error → `Failure::Thread`;
-/// - then `download(sock.as_raw_fd())`.
+/// What it must achieve: [`upload`] runs in a second thread, [`download`]
+/// in this one, both on the same socket, which is closed when neither needs
+/// it any more. The program is done when the server has closed and
+/// everything it sent is on stdout — even if stdin is still open and the
+/// upload side is still waiting for it (`client-server-closes-first`):
+/// returning from `main` ends the process, all threads included, so do not
+/// wait for the upload thread.
 ///
-/// Do **not** `join` the upload thread. When the server has closed, we are
-/// done, even if stdin is still open and the upload thread is blocked in
-/// `read` forever: returning from `main` ends the process, all threads
-/// included. A `join` would wait for a stdin EOF that may never come
-/// (`client-server-closes-first`).
+/// Look up: `std::thread::Builder`; `std::sync::Arc` (two owners of one
+/// `OwnedFd`).
 fn copy_both_ways(sock: OwnedFd) -> Result<(), Failure> {
-    todo!("copy_both_ways: spawn upload, run download")
+    todo!("TODO 3: both directions at once")
 }
 
 /// TODO 4 — stdin → socket; at stdin EOF, half-close. Runs in its own
 /// thread, so it reports problems itself ([`diagnose`]) and returns nothing.
 ///
-/// ```text
-/// loop {
-///     read(stdin.as_fd(), &mut buf)      (nix::unistd::read)
-///         Ok(0)             -> EOF: leave the loop
-///         Ok(n)             -> send_all(sock, &buf[..n])
-///         Err(Errno::EINTR) -> try again
-///         Err(errno)        -> diagnose, leave the loop (like EOF)
-///     send_all failed with EPIPE or ECONNRESET: the server has gone,
-///         return quietly (download notices the end); other errors:
-///         diagnose and return
-/// }
-/// shutdown(sock, Shutdown::Write)   (ENOTCONN: server gone already, ignore)
-/// ```
+/// What it must achieve: every byte of stdin goes to the server, in order;
+/// at the end of stdin, the server learns "no more data from me" while this
+/// client can still *receive* its answer (`client-half-close`). A server
+/// that has gone (EPIPE, ECONNRESET) ends the upload quietly — the download
+/// side notices the end; other errors are one line on stderr. A read error
+/// on stdin is reported and treated like its end.
 ///
-/// Half-close (slide "Verbindungen (TCP)": `shutdown` — "Lokal: nicht mehr
-/// senden/empfangen"): `shutdown(Write)` sends the FIN, the server's `recv`
-/// returns 0 — "no more data from me" — while we can still *receive* its
-/// answer. `close` would end both directions; doing nothing leaves the
-/// server waiting for more data forever (`client-half-close`).
+/// The half-close (slide "Verbindungen (TCP)": `shutdown` — "Lokal: nicht
+/// mehr senden/empfangen"): `close` would end both directions; doing
+/// nothing leaves the server waiting for more data forever.
+///
+/// Look up: `nix::unistd::read`; [`send_all`]; `nix::sys::socket::{shutdown,
+/// Shutdown}`, `man 2 shutdown` (and which error it gives when the server
+/// is gone already).
 fn upload(sock: RawFd) {
-    let stdin = std::io::stdin();
-    let mut buf = vec![0u8; CHUNK];
-    todo!("upload: read stdin, send_all, at EOF shutdown(Write)")
+    todo!("TODO 4: stdin to the socket, then half-close")
 }
 
 /// TODO 5 — socket → stdout until the server closes.
 ///
-/// ```text
-/// loop {
-///     recv(sock, &mut buf, MsgFlags::empty())
-///         Ok(0)                  -> the server closed: return Ok(())
-///         Err(Errno::ECONNRESET) -> the server reset: also the end, Ok(())
-///         Ok(n)                  -> write_all(stdout.as_fd(), &buf[..n])
-///                                   (error: Failure::Stdout)
-///         Err(Errno::EINTR)      -> try again
-///         Err(errno)             -> Failure::Sys("recv", errno)
-/// }
-/// ```
+/// What it must achieve: stdout gets exactly the bytes the server sent, as
+/// they came; when the server has closed — or reset — the connection, the
+/// download is over and returns `Ok(())`. A failed write to stdout is
+/// [`Failure::Stdout`]; another receive error is `Failure::Sys`.
 ///
-/// Bytes go out exactly as they came. The slide's
-/// `rb[n] = '\0'; printf ("%s\n", rb);` corrupts them twice: `%s` stops at
-/// the first NUL byte, and `\n` adds a newline after every `recv` — and
-/// `recv` boundaries are arbitrary. In Rust the same bug is
-/// `println!("{}", String::from_utf8_lossy(..))`. Use the provided
+/// Pitfall: the slide's `rb[n] = '\0'; printf ("%s\n", rb);` corrupts the
+/// bytes twice: `%s` stops at the first NUL byte, and `\n` adds a newline
+/// after every `recv` — and `recv` boundaries are arbitrary. In Rust the
+/// same bug is printing a `String` made from the bytes. Use the provided
 /// [`write_all`].
+///
+/// Look up: `nix::sys::socket::recv`, `man 2 recv`.
 fn download(sock: RawFd) -> Result<(), Failure> {
-    let stdout = std::io::stdout();
-    let mut buf = vec![0u8; CHUNK];
-    todo!("download: recv until 0, write_all to stdout")
+    todo!("TODO 5: the socket to stdout")
 }
 
 /// Sends all of `bytes`, looping over short writes; `MSG_NOSIGNAL` turns

@@ -42,6 +42,10 @@
 //!   shapes in nix 0.32: `listen(&fd, backlog)` and `accept(&fd)` (which
 //!   returns an `OwnedFd`) take the `OwnedFd`; `bind`, `recv`, `send`,
 //!   `getsockname` take a `RawFd` (`fd.as_raw_fd()`).
+//!
+//! Each TODO's doc comment says what it must achieve and why. Stuck? Ask for
+//! a hint: `cargo grade --hint sockets` (the concept), then `--level 2` (the
+//! API) and `--level 3` (nearly the code); `--check ID` for one check.
 
 // Lets the untouched skeleton compile without warnings.
 // Delete this line when you are done: the warnings it hides are useful.
@@ -145,52 +149,45 @@ impl Options {
 /// TODO 1 — create the listening socket (slides "Ablauf: Server", "Socket
 /// erzeugen", "Datenstrukturen für Adressen", "Passives Warten").
 ///
-/// What to do:
-/// 1. `socket(family, SockType::Stream, SockFlag::empty(), None)` — the
-///    slide's `socket(AF_INET, SOCK_STREAM, 0)`. The family must match the
-///    address: `AddressFamily::Inet` for `IpAddr::V4`, `AddressFamily::Inet6`
-///    for `IpAddr::V6` (an AF_INET socket cannot bind `::1`). Errors:
-///    `Failure::Sys("socket", errno)`.
-/// 2. `setsockopt(&listener, sockopt::ReuseAddr, &true)` — *before* `bind`.
-/// 3. `bind(listener.as_raw_fd(), &address)` with
-///    `let address = SockaddrStorage::from(SocketAddr::new(options.addr, options.port));`
-///    — that builds the `struct sockaddr_in` / `sockaddr_in6` of the slide,
-///    port in network byte order (`htons`) included. Errors:
-///    `options.bind_failed(errno)`.
-/// 4. `listen(&listener, Backlog::new(BACKLOG)?)` (map `Backlog::new`'s error
-///    to `Failure::Sys("listen", ..)`); a failing `listen` is reported as
-///    `options.bind_failed(errno)` too: with SO_REUSEADDR two servers may both
-///    `bind` a port, but only one may `listen` on it.
-/// 5. Return the socket (an `OwnedFd`: dropping it closes it).
+/// What it must achieve: a TCP socket of the address's family (an IPv4
+/// socket cannot bind `::1`: `server-ipv6`), bound to `options.addr` and
+/// `options.port`, listening with a queue of [`BACKLOG`] connections, and
+/// returned (an `OwnedFd`: dropping it closes it). A `bind` or `listen`
+/// that fails is reported as `tcp-server: cannot bind ADDR:PORT: REASON`
+/// ([`Options::bind_failed`]; `server-bind-conflict`); other failures name
+/// the call (`Failure::Sys`).
 ///
-/// Pitfall — SO_REUSEADDR: stop a server that had clients connected and
-/// start it again at once: without SO_REUSEADDR `bind` fails with
-/// EADDRINUSE for about a minute, because the connections the old server
-/// closed first wait in the state TIME_WAIT and still occupy the port.
-/// SO_REUSEADDR allows the `bind` anyway. (std's `TcpListener` sets it for
-/// you; a socket made with nix does not.) It does *not* let two servers
-/// listen on one port: that stays an error (`server-bind-conflict`).
+/// Pitfall — restarting: stop a server that had clients connected and start
+/// it again at once. The connections the old server closed first wait in
+/// the state TIME_WAIT and still occupy the port, so a plain `bind` fails
+/// with EADDRINUSE for about a minute (`server-restart`). The socket option
+/// SO_REUSEADDR, set *before* `bind`, allows it anyway (`man 7 socket`).
+/// (std's `TcpListener` sets it for you; a socket made with nix does not.)
+/// It does *not* let two servers listen on one port: that stays an error.
+///
+/// Look up: `nix::sys::socket::{socket, setsockopt, sockopt, bind, listen,
+/// Backlog, AddressFamily, SockType, SockFlag, SockaddrStorage}`; `man 2
+/// socket`, `man 2 bind`, `man 2 listen`, `man 7 socket`. A
+/// `std::net::SocketAddr` converts into a `SockaddrStorage` (the slide's
+/// `struct sockaddr_in`, port in network byte order included).
 fn listen_on(options: &Options) -> Result<OwnedFd, Failure> {
-    todo!("listen_on: socket, setsockopt(ReuseAddr), bind, listen")
+    todo!("TODO 1: the listening socket")
 }
 
 /// TODO 2 — print `listening on SOCKADDR` with the address the socket is
 /// really bound to (slide "Weitere Funktionen": `getsockname` — "nützlich
 /// für dynamisch vom Betriebssystem zugewiesene Ports").
 ///
-/// With `--port 0` only the kernel knows which port it picked, and the
-/// grader reads it from this line.
+/// Why: with `--port 0` only the kernel knows which port it picked, and the
+/// grader reads it from this line. Print it as `127.0.0.1:43567` or
+/// `[::1]:43567`, flushed at once: whoever started the server waits for this
+/// line before connecting (`server-greeting`). Errors: `Failure::Sys` for
+/// the call, [`Failure::Stdout`] for the output.
 ///
-/// What to do:
-/// 1. `let bound: SockaddrStorage = getsockname(listener.as_raw_fd())` (map
-///    errors to `Failure::Sys("getsockname", ..)`);
-/// 2. write the line: `SockaddrStorage` implements `Display` and gives
-///    exactly `127.0.0.1:43567` or `[::1]:43567`. Use
-///    `let mut stdout = std::io::stdout().lock();`, `writeln!(stdout, ...)`
-///    and then `stdout.flush()` — at once: whoever started the server waits
-///    for this line before connecting. Map errors with `Failure::Stdout`.
+/// Look up: `nix::sys::socket::getsockname`, `man 2 getsockname`; the
+/// `Display` of `SockaddrStorage`; `std::io::Write::flush`.
 fn announce(listener: &OwnedFd) -> Result<(), Failure> {
-    todo!("announce: getsockname, print `listening on SOCKADDR`, flush")
+    todo!("TODO 2: print the bound address")
 }
 
 /// SIGINT and SIGTERM end the server with status 0, whatever the threads
@@ -227,34 +224,28 @@ fn stop_on_signals() -> Result<(), Failure> {
 // Serving — your part
 // ---------------------------------------------------------------------------
 
-/// TODO 3 — accept connections forever, each in its own thread (slide
-/// "Verbindungen (TCP)": `accept` "liefert einen neuen Socket-Deskriptor für
-/// diese Verbindung", the listening socket "bleibt zum Annehmen weiterer
-/// Verbindungen").
+/// TODO 3 — accept connections forever, each served at the same time as the
+/// others (slide "Verbindungen (TCP)": `accept` "liefert einen neuen
+/// Socket-Deskriptor für diese Verbindung", the listening socket "bleibt
+/// zum Annehmen weiterer Verbindungen").
 ///
-/// ```text
-/// loop {
-///     accept(&listener)      Ok(conn)   -> a new OwnedFd for this client
-///                            Err(errno) -> accept_failed(errno)?; continue
-///     thread::Builder::new().spawn(move || serve(conn))
-///                            Err(e)     -> diagnose(..) and go on
-/// }
-/// ```
+/// What it must achieve: every connection is handed to [`serve`], and an
+/// idle or slow client never delays the others (`server-concurrent`; slide
+/// "Client-Server-Modell": "Aufträge werden in einzelnen Threads
+/// (Worker-Threads) abgearbeitet"). The slide's server serves one client at
+/// a time. A failed `accept` is judged by the provided [`accept_failed`]; a
+/// connection that cannot get a thread is closed and the server goes on —
+/// it never panics.
 ///
-/// * One thread per connection (slide "Client-Server-Modell": "Aufträge
-///   werden in einzelnen Threads (Worker-Threads) abgearbeitet"). Calling
-///   `serve(conn)` right here, like the slide's server, serves one client at
-///   a time: an idle client blocks everybody else (`server-concurrent`).
-/// * `move` gives `conn` to the thread: from then on the worker owns the
-///   descriptor and closes it. If the thread cannot be started, the closure
-///   and `conn` in it are dropped — that client is closed, the server goes
-///   on.
-/// * Not `thread::spawn(..)`: it panics when no thread can be started;
-///   `Builder::spawn` returns the error.
-/// * Drop the `JoinHandle` (don't `join`): the worker runs on its own.
-///   Threads, unlike `fork`ed children, leave no zombies behind.
+/// Ownership: once a worker has the connection, the worker — and only the
+/// worker — closes it. Threads, unlike `fork`ed children, leave no zombies,
+/// so there is nothing to wait for.
+///
+/// Look up: `nix::sys::socket::accept`, `man 2 accept`;
+/// `std::thread::Builder` (why not `thread::spawn`: read what it does when
+/// no thread can be started); `move` closures.
 fn accept_loop(listener: OwnedFd) -> Result<(), Failure> {
-    todo!("accept_loop: accept, spawn a thread running serve(conn)")
+    todo!("TODO 3: accept and hand out connections")
 }
 
 /// Decides whether a failed `accept` ends the server. (Provided.)
@@ -279,75 +270,71 @@ fn accept_failed(errno: Errno) -> Result<(), Failure> {
 
 /// TODO 4 — one connection, in its own thread: [`echo`], then close.
 ///
-/// What to do:
-/// 1. `match echo(conn.as_raw_fd())`:
-///    - `Ok(())`, `Err(Errno::EPIPE)`, `Err(Errno::ECONNRESET)`: nothing to
-///      report. A client that resets or closes without reading is the
-///      client's business; it must never take the server down;
-///    - any other `Err(errno)`: `diagnose(&format!("connection: {errno}"))`.
-/// 2. `drop(conn)` — that is `close(fd)`: the client's `recv` returns 0
-///    (EOF), and the descriptor is free again.
+/// What it must achieve: a client that resets or closes without reading
+/// (EPIPE, ECONNRESET) is the client's business — nothing to report, and
+/// it never takes the server down (`server-survives-resets`); any other
+/// error is one line on stderr ([`diagnose`]). Either way the connection is
+/// closed at the end: the client's `recv` returns 0, and the descriptor is
+/// free again (`server-no-leaks` counts them after 100 clients).
 ///
 /// Pitfalls:
-/// - `conn.into_raw_fd()` to get the `RawFd` nix's `send`/`recv` want gives
-///   up the ownership: nothing closes the descriptor any more. Use
-///   `as_raw_fd()` (borrowing) and keep the `OwnedFd` until the end.
-/// - `shutdown(fd, Shutdown::Both)` is not `close`: the client sees EOF, but
-///   the descriptor stays open — one lost per client, until the server
-///   hits its open-files limit (`server-no-leaks` counts them).
-/// - `std::process::exit` or a `panic!` here on an error would end the
-///   server or leave a panic message: just return.
+/// - a way of getting a `RawFd` that gives up ownership leaves nothing that
+///   closes the descriptor — borrow it instead, and keep the `OwnedFd`
+///   until the end;
+/// - `shutdown` is not `close`: the client sees EOF, but the descriptor
+///   stays open — one lost per client;
+/// - `std::process::exit` or a `panic!` on an error ends the server or
+///   leaves a panic message: just return.
+///
+/// Look up: `AsRawFd` vs `IntoRawFd`; `nix::errno::Errno`.
 fn serve(conn: OwnedFd) {
-    todo!("serve: echo(fd), ignore EPIPE/ECONNRESET, report the rest, close")
+    todo!("TODO 4: serve one connection")
 }
 
 /// TODO 5 — send the greeting, then echo every byte until the client
 /// half-closes (slides "Senden von Daten", "Empfangen von Daten").
 ///
-/// ```text
-/// send_all(fd, GREETING)?
-/// loop {
-///     recv(fd, &mut buf, MsgFlags::empty())
-///         Ok(0)            -> the client half-closed: return Ok(())
-///         Ok(n)            -> send_all(fd, &buf[..n])?
-///         Err(Errno::EINTR)-> try again
-///         Err(errno)       -> return Err(errno)
-/// }
-/// ```
+/// What it must achieve: [`GREETING`] first; then every byte the client
+/// sends comes back, exactly and in order; when the client has half-closed
+/// (no more data will come), return `Ok(())`. An interrupted call is
+/// repeated; any other error is returned.
 ///
-/// * `recv` returns whatever has arrived, 1 to `buf.len()` bytes — not the
-///   client's "messages". Echo exactly the `n` bytes you got: `&buf[..n]`,
-///   never the whole buffer.
-/// * Bytes, not text: no `String`, no `from_utf8`, no NUL terminator like
-///   the slide's C strings. The grader sends arbitrary bytes.
-/// * Blocking `recv`/`send` are right here: while the client does not read,
-///   `send` waits, we stop reading, and TCP makes the client wait in turn.
-///   Nothing is lost and nothing piles up in memory (`server-echo-large`).
-///   Do not read everything first and echo at the end.
-/// * A heap buffer (`vec![0u8; CHUNK]`) keeps 64 KiB off the thread's stack.
+/// Pitfalls:
+/// - `recv` returns whatever has arrived, from 1 byte to the buffer's size
+///   — not the client's "messages". Echo exactly the bytes you got, never
+///   the whole buffer.
+/// - Bytes, not text: no `String`, no NUL terminator like the slide's C
+///   strings. The grader sends arbitrary bytes.
+/// - Do not read everything first and echo at the end. Blocking
+///   `recv`/`send` are right here: while the client does not read, `send`
+///   waits, we stop reading, and TCP makes the client wait in turn — nothing
+///   is lost and nothing piles up in memory (`server-echo-large`).
+/// - 64 KiB on a thread's stack is a lot; a heap buffer is safer.
+///
+/// Look up: `nix::sys::socket::{recv, MsgFlags}`, `man 2 recv` (what 0
+/// means); [`send_all`].
 fn echo(fd: RawFd) -> nix::Result<()> {
-    todo!("echo: greeting, then recv/send until recv returns 0")
+    todo!("TODO 5: greeting, then echo")
 }
 
 /// TODO 6 — send all of `bytes` (slide "Senden von Daten").
 ///
-/// `send` returns how many bytes it took, which may be fewer than you gave
-/// it (a *short write*): when a signal interrupts it after some bytes went
-/// out, or when the socket may not block. Loop until the slice is empty:
-/// `Ok(n)` → `bytes = &bytes[n..]`; `Err(Errno::EINTR)` → try again; any other
-/// error → return it.
+/// What it must achieve: every byte goes out, or the error comes back.
+/// `send` may take fewer bytes than you gave it (a *short write*) — when a
+/// signal interrupts it after some bytes went out, or when the socket may
+/// not block — so one call is not enough. An interrupted call is repeated.
 ///
-/// Flags: `MsgFlags::MSG_NOSIGNAL`. Sending to a connection the client has
-/// reset or closed raises SIGPIPE, whose default action kills the *whole
-/// server*, every other client included (slide "Pipes, Sockets und
-/// Prozesse": "Linux-Signal: SIGPIPE … Erfordert entsprechende
-/// Fehlerbehandlung"). With `MSG_NOSIGNAL`, `send` fails with EPIPE instead
-/// and [`serve`] ends just that connection. (Rust's runtime also sets
-/// SIGPIPE to "ignore" before `main`; `MSG_NOSIGNAL` keeps the server safe
-/// even if something in the process sets it back to the default action, and
-/// it is what a C server needs.)
+/// Pitfall — SIGPIPE: sending on a connection the client has reset raises
+/// SIGPIPE, whose default action kills the *whole server*, every other
+/// client included (slide "Pipes, Sockets und Prozesse": "Linux-Signal:
+/// SIGPIPE … Erfordert entsprechende Fehlerbehandlung"). Ask `send` for an
+/// error instead, so that [`serve`] ends just that connection. (Rust's
+/// runtime happens to ignore SIGPIPE; a C server would die, and so would
+/// this one if anything set SIGPIPE back to its default.)
+///
+/// Look up: `nix::sys::socket::{send, MsgFlags}`, `man 2 send` (the flags).
 fn send_all(fd: RawFd, mut bytes: &[u8]) -> nix::Result<()> {
-    todo!("send_all: send with MSG_NOSIGNAL until every byte is out")
+    todo!("TODO 6: send every byte")
 }
 
 // ---------------------------------------------------------------------------
