@@ -272,10 +272,11 @@ fn relay_eof(cx: &Ctx) -> Step {
 
 /// The relay's processes by name: the parent is the program itself.
 fn relay_name(p: &Program, pid: Pid) -> String {
+    let seen = p.shown(pid);
     if pid == p.pid() {
-        format!("{BIN} (pid {pid})")
+        format!("{BIN} (pid {seen})")
     } else {
-        format!("{BIN}'s child (pid {pid})")
+        format!("{BIN}'s child (pid {seen})")
     }
 }
 
@@ -297,7 +298,8 @@ fn pipe_held_open(p: &Program, f: Failure) -> Failure {
     f.diagnosed(held.what_it_means, hint)
 }
 
-/// A relay that goes on after its child (`child`, gone) stopped reading:
+/// A relay that goes on after its child (`child`, gone, as the program
+/// sees it) stopped reading:
 /// when the parent still holds the read end of the pipe it writes into,
 /// that pipe never lost its reader.
 fn reader_kept(p: &Program, child: Pid, f: Failure) -> Failure {
@@ -315,9 +317,10 @@ fn reader_kept(p: &Program, child: Pid, f: Failure) -> Failure {
     let Some((read_fd, write_fd)) = kept else { return f };
     f.diagnosed(
         format!(
-            "{BIN} (pid {parent}) still holds the read end (fd {read_fd}) of the pipe it writes into (fd \
-             {write_fd}): with its child (pid {child}) gone, the pipe still has a reader, so the write succeeds \
-             instead of failing with EPIPE"
+            "{BIN} (pid {}) still holds the read end (fd {read_fd}) of the pipe it writes into (fd {write_fd}): \
+             with its child (pid {child}) gone, the pipe still has a reader, so the write succeeds instead of \
+             failing with EPIPE",
+            p.seen_pid()
         ),
         "the parent closes the read end right after `fork`: only the child reads",
     )
@@ -340,7 +343,7 @@ fn relay_child_max(cx: &Ctx) -> Step {
     p.send(b"three\n");
     let exit = p
         .wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))
-        .map_err(|f| reader_kept(&p, child, f))?;
+        .map_err(|f| reader_kept(&p, shown, f))?;
     match exit {
         Exit::Code(4) => expect_stderr_line(&p, "")?,
         other => return Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
