@@ -141,13 +141,13 @@ pub fn render(report: &Report, st: &Style, width: usize) -> String {
         let _ = writeln!(o);
     }
     let colour = if report.failed == 0 { st.green } else { st.red };
+    let _ = writeln!(o, "{}", wrap("Isolation: ", &report.isolation.phrase(), width, 2));
     let total = format!(
-        "{} passed, {} failed in {:.2}s{}; {}",
+        "{} passed, {} failed in {:.2}s{}",
         report.passed,
         report.failed,
         report.wall_ms as f64 / 1000.0,
         if report.time_scale != 1.0 { format!(" (time scale {})", report.time_scale) } else { String::new() },
-        report.isolation.phrase(),
     );
     let head = format!("{}{}Total {}/{}{} — ", st.bold, colour, report.score, report.max_score, st.reset);
     let _ = writeln!(o, "{}", wrap(&head, &total, width, 2));

@@ -127,7 +127,7 @@ pub struct Isolation {
 }
 
 impl Isolation {
-    /// The phrase the human report ends its `Total` line with.
+    /// The human report's `Isolation:` line, just above its `Total`.
     pub fn phrase(&self) -> String {
         match (&self.pid_namespace, &self.reason) {
             (true, _) => "each program in a PID namespace of its own".into(),
