@@ -19,7 +19,13 @@
 //!   and tells the grader of each that a process of the namespace sends it;
 //!   the grader collects them when the program is done
 //!   ([`Namespace::incidents`]), and the check fails as if they had reached
-//!   the grader. Unlike the grader
+//!   the grader. Once it has started the program it takes the program's uid
+//!   and gid (a root grader runs programs as a uid of their own, see
+//!   [`super::runas`]): then the program can signal it as it could a grader
+//!   of its own user, the parent holds no power over anything else, and it
+//!   is one process of the program's `RLIMIT_NPROC` (raised by one for it)
+//!   but no member of its leash (`Leash::stand_in`). Unlike
+//!   the grader
 //!   it may be stopped (SIGSTOP) or killed (SIGKILL) without harm, and the
 //!   grader notices that too. It never reaps: the program stays a zombie,
 //!   and the grader reads its exit status from `/proc`
@@ -32,6 +38,12 @@
 //!   namespaces. (Its children's pids count on from there where the grader
 //!   may write `/proc/sys`, else from 3, and are unique only within its
 //!   namespace.)
+//!
+//! init dies with the grader (`PR_SET_PDEATHSIG`, where the grader's
+//! thread that starts it lives on) and ends when the link to the grader
+//! closes, as it does when the grader dies: everything in the namespace
+//! dies with it. The program itself has no parent-death signal: its parent
+//! is the stand-in, which it may kill.
 //!
 //! init and the parent are forks of the grader that never `exec`, so they
 //! keep the capability to choose the program's pid (`clone3`'s `set_tid`)
