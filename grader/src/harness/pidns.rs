@@ -24,9 +24,8 @@
 //!   [`super::runas`]): then the program can signal it as it could a grader
 //!   of its own user, the parent holds no power over anything else, and it
 //!   is one process of the program's `RLIMIT_NPROC` (raised by one for it)
-//!   but no member of its leash (`Leash::stand_in`). Unlike
-//!   the grader
-//!   it may be stopped (SIGSTOP) or killed (SIGKILL) without harm, and the
+//!   but no member of its leash (`Leash::stand_in`). Unlike the grader it
+//!   may be stopped (SIGSTOP) or killed (SIGKILL) without harm, and the
 //!   grader notices that too. It never reaps: the program stays a zombie,
 //!   and the grader reads its exit status from `/proc`
 //!   ([`procfs::exit_status`]), as it sees a child the program did not reap.
