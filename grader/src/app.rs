@@ -44,6 +44,8 @@ pub fn run(args: Args) -> Result<bool, String> {
         Mode::Watch { debounce } => watch::run(&root, &request, debounce),
         Mode::Grade(output) => {
             let report = grading::grade(&root, &request)?;
+            // An interrupted grading is no grading: no report.
+            crate::interrupt::hold_if_interrupted();
             if request.remembered() {
                 status::remember(&root, &report);
             }

@@ -184,6 +184,7 @@ pub fn run(jobs: &[Job], settings: &Settings) -> Report {
         failed,
         wall_ms: started.elapsed().as_millis() as u64,
         time_scale: settings.scale,
+        isolation: crate::harness::pidns::isolation(),
         exercises,
     }
 }
@@ -203,6 +204,19 @@ fn run_one(job: &Job, check: &Check, settings: &Settings) -> CheckResult {
     let programs = cx.programs();
     let log = cx.log.borrow();
     let outcome = match outcome {
+        // Whatever else happened: the program hit the grader.
+        _ if !log.incidents.is_empty() => Err(Failure::new(
+            Kind::SignalledGrader,
+            log.incidents.join("; "),
+            "signals only to the program's own processes: never to its parent (the grader), nor to every process",
+        )
+        .diagnosed(
+            "a process of the program signalled its parent, the grader: a signal like that would have ended (or \
+             stopped) the whole grading",
+            "`kill(getppid(), …)` signals the grader, and so does a child that outlives its parent (the grader \
+             adopts it). `kill(-1, …)` — often a failed `fork`'s -1 used as a pid — signals every process the user \
+             may signal. Check what `fork` returned before using it as a pid.",
+        )),
         Ok(()) if !log.leftovers.is_empty() => {
             Err(Failure::new(Kind::LeftBehind, log.leftovers.join("; "), "no process left once the program has exited")
                 .diagnosed(

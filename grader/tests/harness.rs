@@ -50,7 +50,7 @@ fn programs_start_clean_even_from_a_dirty_grader() {
     let me = std::env::current_exe().unwrap().canonicalize().unwrap();
     let want = Report {
         tag: "clean".into(),
-        pid: p.pid().as_raw(),
+        pid: p.seen_pid().as_raw(),
         fds: vec![0, 1, 2],
         sigpipe_ignored: false,
         sigign: 0,

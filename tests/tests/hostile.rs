@@ -139,6 +139,210 @@ fn daemon_is_named_in_the_message() {
     assert!(message.contains("left 1 process(es) running: hostile-daemon"), "{message}");
 }
 
+// ----- programs that signal the grader -------------------------------------------
+
+/// A finished grading: exit code, JSON report, stderr, and what the wrapper
+/// around it saw (see [`grade_signalling`]).
+struct Graded {
+    code: Option<i32>,
+    report: Value,
+    stderr: String,
+    grader: u32,
+}
+
+impl Graded {
+    fn check(&self, exercise: &str, id: &str) -> &Value {
+        let ex = self.report["exercises"].as_array().unwrap().iter().find(|e| e["id"] == exercise).unwrap();
+        ex["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()
+    }
+
+    /// The pid the hostile program printed (`ready N`), as the check's
+    /// transcript names it: `started `sigecho --alarm 0` (pid N)`.
+    fn program_pid(&self) -> String {
+        let did = self.check("signals", "eof")["detail"]["did"][0].as_str().unwrap().to_string();
+        did.rsplit_once("(pid ").unwrap().1.trim_end_matches(')').to_string()
+    }
+}
+
+/// Where PID namespaces can be made (the grader tries the same).
+fn namespaces_possible() -> bool {
+    Command::new("unshare").args(["--fork", "--pid", "true"]).status().is_ok_and(|s| s.success())
+}
+
+/// Grade `args` (plus `--format json`) with `sigecho` being hostile `mode`;
+/// `pidns: false` sets `GRADER_NO_PIDNS` and runs programs as the grader's
+/// own user (`--run-as root`; a program running as a uid of its own could
+/// not signal a root grader at all), as a grader that is not root does. In
+/// a namespace programs run as the uid a root grader gives them, and so
+/// does their stand-in parent. `wrap` runs the grader through a
+/// command (`unshare …`). A grader that does not end within 5 minutes (a
+/// first `--solutions` build included) is killed and the test fails.
+fn grade_signalling(mode: &str, args: &[&str], pidns: bool, wrap: &[&str]) -> Graded {
+    let exe = hostile(mode);
+    let mut cmd = Command::new(wrap.first().copied().unwrap_or(grader().to_str().unwrap()));
+    if !wrap.is_empty() {
+        cmd.args(&wrap[1..]).arg(grader());
+    }
+    cmd.current_dir(root())
+        .args(args)
+        .args(["--format", "json", "--time-scale", "2", "--bin"])
+        .arg(format!("sigecho={}", exe.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !pidns {
+        cmd.env("GRADER_NO_PIDNS", "1").args(["--run-as", "root"]);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()).unwrap());
+    let Ok(out) = rx.recv_timeout(Duration::from_secs(300)) else {
+        // A stopped grader does not end by itself.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        panic!("the grader hung on hostile `{mode}` (pid namespace: {pidns}) for 5 minutes");
+    };
+    let out = out.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no complete report ({e}); exit {:?}; stderr: {stderr}", out.status.code()));
+    assert_eq!(report["isolation"]["pid_namespace"], pidns, "{}", report["isolation"]);
+    Graded { code: out.status.code(), report, stderr, grader: pid }
+}
+
+/// The signals check failed naming what the program did, the framing
+/// check beside it passed, the run ended normally (1), nothing is left.
+fn only_the_culprit_failed(g: &Graded, what: &[String]) {
+    assert_eq!(g.code, Some(1), "the grader did not end normally; stderr: {}", g.stderr);
+    let culprit = g.check("signals", "eof");
+    let message = culprit["message"].as_str().unwrap();
+    assert_eq!(culprit["status"], "failed", "{message}");
+    assert!(message.starts_with("signalled the grader"), "{message}");
+    for w in what {
+        assert!(message.contains(w.as_str()), "expected `{w}` in:\n{message}");
+    }
+    let other = g.check("framing", "relay-eof");
+    assert_eq!(other["status"], "passed", "a check beside it was harmed: {}", other["message"]);
+    let left = token_holders(g.grader);
+    assert!(left.is_empty(), "processes survived the grader: {left:?}");
+}
+
+#[rstest]
+#[case::sigterm_and_sigint_to_its_parent("signal-parent")]
+#[case::an_orphan_signals_its_new_parent("orphan-signals")]
+fn a_program_that_signals_the_grader_fails_its_check_and_nothing_else(
+    #[case] mode: &str,
+    #[values(true, false)] pidns: bool,
+) {
+    if pidns && !namespaces_possible() {
+        eprintln!("skipped: no PID namespaces here (`unshare --fork --pid` fails)");
+        return;
+    }
+    let g = grade_signalling(mode, &["signals", "framing", "--solutions", "--check", "eof"], pidns, &[]);
+    let pid = g.program_pid();
+    let what: Vec<String> = match mode {
+        "signal-parent" => vec![
+            format!("sigecho (pid {pid}) sent SIGTERM to the grader"),
+            format!("sigecho (pid {pid}) sent SIGINT to the grader"),
+        ],
+        // The orphan is named by its command name and pid.
+        _ => vec![
+            "hostile-orphan- (pid ".into(),
+            "a process of sigecho, sent SIGUSR1 to the grader".into(),
+            "a process of sigecho, sent SIGTERM to the grader".into(),
+        ],
+    };
+    only_the_culprit_failed(&g, &what);
+}
+
+#[test]
+fn a_program_that_stops_its_parent_stops_only_the_grader_s_stand_in() {
+    // Without a PID namespace SIGSTOP reaches the grader itself, and
+    // nothing can keep it from stopping.
+    if !namespaces_possible() {
+        eprintln!("skipped: no PID namespaces here (`unshare --fork --pid` fails)");
+        return;
+    }
+    let g = grade_signalling("stop-parent", &["signals", "framing", "--solutions", "--check", "eof"], true, &[]);
+    let pid = g.program_pid();
+    only_the_culprit_failed(&g, &[format!("sigecho (pid {pid}) or a process it started sent SIGSTOP to the grader")]);
+}
+
+/// Runs the rest of its arguments, then lists the processes of its PID
+/// namespace (builtins only: the listing starts none) and whether the
+/// sentinel, a `sleep` started first, still lives.
+const WRAPPER: &str = r#"sleep 60 & sentinel=$!
+"$@"; code=$?
+state=gone; [ -r /proc/$sentinel/stat ] && read -r _ _ state _ < /proc/$sentinel/stat
+case $state in gone|Z) echo "sentinel killed" >&2 ;; *) echo "sentinel alive" >&2 ;; esac
+for p in /proc/[0-9]*; do
+  [ "$p" = /proc/$$ ] || [ "$p" = /proc/$sentinel ] || { read -r c < $p/comm && echo "left: $c" >&2; }
+done
+kill $sentinel 2>/dev/null
+exit $code"#;
+
+#[rstest]
+fn kill_minus_one_reaches_only_the_program_s_own_namespace(#[values(true, false)] pidns: bool) {
+    // `kill(-1, …)` reaches every process of the user (root: all of them)
+    // outside a namespace: only ever inside one made for the test.
+    let private = Command::new("unshare").args(["--fork", "--pid", "--mount-proc", "true"]).status();
+    if !private.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: `unshare --fork --pid --mount-proc` is not possible here");
+        return;
+    }
+    if pidns && !namespaces_possible() {
+        eprintln!("skipped: no PID namespaces for the grader here");
+        return;
+    }
+    let wrap = ["unshare", "--fork", "--pid", "--mount-proc", "sh", "-c", WRAPPER, "sh"];
+    // With a namespace per program a check beside it is safe; without, the
+    // signal would reach its programs too (and `cargo`), so it runs alone.
+    let args: &[&str] =
+        if pidns { &["signals", "framing", "--solutions", "--check", "eof"] } else { &["signals", "--check", "eof"] };
+    let g = grade_signalling("kill-all", args, pidns, &wrap);
+    let pid = g.program_pid();
+    let sent = format!("sigecho (pid {pid}) sent SIGUSR1 to the grader");
+    if pidns {
+        only_the_culprit_failed(&g, &[sent]);
+        assert!(g.stderr.contains("sentinel alive"), "kill(-1) left the program's namespace: {}", g.stderr);
+    } else {
+        // The grader survives it, with a complete report; the rest of the
+        // (test's) namespace does not.
+        assert_eq!(g.code, Some(1), "{}", g.stderr);
+        let message = g.check("signals", "eof")["message"].as_str().unwrap();
+        assert!(message.starts_with("signalled the grader") && message.contains(&sent), "{message}");
+        assert!(g.stderr.contains("sentinel killed"), "{}", g.stderr);
+    }
+    assert!(!g.stderr.contains("left: "), "processes left in the namespace: {}", g.stderr);
+}
+
+#[test]
+fn a_signal_from_outside_still_interrupts_the_grading() {
+    let exe = hostile("fork-storm");
+    let child = Command::new(grader())
+        .current_dir(root())
+        .args(["signals", "--check", "eof", "--format", "json", "--time-scale", "4", "--bin"])
+        .arg(format!("sigecho={}", exe.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let until = Instant::now() + Duration::from_secs(30);
+    while token_holders(pid).len() < 100 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()).unwrap());
+    let out = rx.recv_timeout(Duration::from_secs(60)).expect("the grader ended").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + 15), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(out.stdout.is_empty(), "an interrupted grading writes no report");
+    let left = token_holders(pid);
+    assert!(left.is_empty(), "processes survived the interrupted grader: {left:?}");
+}
+
 /// Run the grader on `signals` with the hostile `mode` as `sigecho` and
 /// `args` (human report unless they say otherwise); its stdout.
 fn grade_hostile_text(mode: &str, args: &[&str], summary: Option<&std::path::Path>) -> String {
@@ -222,7 +426,9 @@ fn a_daemon_that_hides_its_token_and_leaves_its_cgroup_is_found_and_killed() {
 }
 
 /// A program cannot stop or end the grader, read its environment, write
-/// its report or leave its cgroup: it runs as another uid.
+/// its report or leave its cgroup: it runs as another uid. (In a PID
+/// namespace its parent is the grader's stand-in, which it may signal: see
+/// [`a_program_in_a_namespace_reaches_only_the_grader_s_stand_in`].)
 #[test]
 fn a_program_cannot_touch_the_grader() {
     if !unprivileged_uid_or_skip("a_program_cannot_touch_the_grader") {
@@ -235,7 +441,9 @@ fn a_program_cannot_touch_the_grader() {
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
     let exe = hostile("attack-grader");
     let args = ["signals", "--check", "eof", "--output", report.to_str().unwrap()];
-    let (_, wall, _) = grade(&[&args[..], &["--bin", &format!("sigecho={}", exe.display())]].concat(), |_| {});
+    let (_, wall, _) = grade(&[&args[..], &["--bin", &format!("sigecho={}", exe.display())]].concat(), |cmd| {
+        cmd.env("GRADER_NO_PIDNS", "1");
+    });
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let message = report["exercises"][0]["checks"][0]["message"].as_str().unwrap();
     assert!(
@@ -269,6 +477,7 @@ fn a_server_naming_another_machine_is_not_connected_to() {
 fn a_program_that_kills_its_grader_dies_with_it() {
     let exe = hostile("kill-grader");
     let out = Command::new(grader())
+        .env("GRADER_NO_PIDNS", "1")
         .args(["signals", "--check", "eof", "--run-as", "root", "--bin"])
         .arg(format!("sigecho={}", exe.display()))
         .output()
@@ -281,4 +490,57 @@ fn a_program_that_kills_its_grader_dies_with_it() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(running(&exe).is_empty(), "the program outlived the grader it killed");
+}
+
+/// In a PID namespace the program's parent is the grader's stand-in, which
+/// runs as the program's uid: the program may stop and signal it, and that
+/// fails its check, but the grader itself is out of its reach.
+#[test]
+fn a_program_in_a_namespace_reaches_only_the_grader_s_stand_in() {
+    if !unprivileged_uid_or_skip("a_program_in_a_namespace_reaches_only_the_grader_s_stand_in") {
+        return;
+    }
+    if !namespaces_possible() {
+        eprintln!("skipped: no PID namespaces here (`unshare --fork --pid` fails)");
+        return;
+    }
+    let g = grade_signalling("attack-grader", &["signals", "--check", "eof"], true, &[]);
+    let check = g.check("signals", "eof");
+    let message = check["message"].as_str().unwrap();
+    assert_eq!(check["status"], "failed", "{message}");
+    let pid = g.program_pid();
+    assert!(message.contains(&format!("sigecho (pid {pid}) sent SIGTERM to the grader")), "{message}");
+    assert_eq!(g.code, Some(1), "{}", g.stderr);
+}
+
+/// A grader killed from outside (SIGKILL: no cleanup) takes the programs
+/// in their PID namespaces with it: their namespace's init dies with the
+/// grader, and with it everything in the namespace.
+#[test]
+fn a_killed_grader_takes_the_programs_in_their_namespaces_with_it() {
+    if !namespaces_possible() {
+        eprintln!("skipped: no PID namespaces here (`unshare --fork --pid` fails)");
+        return;
+    }
+    // `kill-grader` finds no grader to kill in a namespace, and sleeps.
+    let exe = hostile("kill-grader");
+    let mut child = Command::new(grader())
+        .args(["signals", "--check", "eof", "--bin"])
+        .arg(format!("sigecho={}", exe.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while running(&exe).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!running(&exe).is_empty(), "the program did not start");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !running(&exe).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(running(&exe).is_empty(), "the program outlived the grader: {:?}", running(&exe));
 }

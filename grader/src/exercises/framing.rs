@@ -256,7 +256,8 @@ fn relay_eof(cx: &Ctx) -> Step {
     same_line(&line, "5 hello")?;
     let child =
         p.wait_for("a child process (relay forks)", cx.secs(2.0), true, |p| live_children(p.pid()).first().copied())?;
-    cx.did(format!("saw pipeframe's child (pid {child})"));
+    let shown = p.shown(child);
+    cx.did(format!("saw pipeframe's child (pid {shown})"));
     let watched = WatchedChild::new(child);
     let body: Vec<u8> = (0..300).flat_map(|i| format!("line {i:03} {}\n", "r".repeat(60)).into_bytes()).collect();
     p.send(b"\n");
@@ -272,7 +273,7 @@ fn relay_eof(cx: &Ctx) -> Step {
     }
     watched
         .expect_reaped(
-            format!("the parent exited, but its child (pid {child}) had not been reaped by it"),
+            format!("the parent exited, but its child (pid {shown}) had not been reaped by it"),
             "the parent to close its write end, then `waitpid` for the child before exiting",
         )
         .map_err(|f| {
@@ -288,10 +289,11 @@ fn relay_eof(cx: &Ctx) -> Step {
 
 /// The relay's processes by name: the parent is the program itself.
 fn relay_name(p: &Program, pid: Pid) -> String {
+    let seen = p.shown(pid);
     if pid == p.pid() {
-        format!("{BIN} (pid {pid})")
+        format!("{BIN} (pid {seen})")
     } else {
-        format!("{BIN}'s child (pid {pid})")
+        format!("{BIN}'s child (pid {seen})")
     }
 }
 
@@ -313,7 +315,8 @@ fn pipe_held_open(p: &Program, f: Failure) -> Failure {
     f.diagnosed(held.what_it_means, hint)
 }
 
-/// A relay that goes on after its child (`child`, gone) stopped reading:
+/// A relay that goes on after its child (`child`, gone, as the program
+/// sees it) stopped reading:
 /// when the parent still holds the read end of the pipe it writes into,
 /// that pipe never lost its reader.
 fn reader_kept(p: &Program, child: Pid, f: Failure) -> Failure {
@@ -331,9 +334,10 @@ fn reader_kept(p: &Program, child: Pid, f: Failure) -> Failure {
     let Some((read_fd, write_fd)) = kept else { return f };
     f.diagnosed(
         format!(
-            "{BIN} (pid {parent}) still holds the read end (fd {read_fd}) of the pipe it writes into (fd \
-             {write_fd}): with its child (pid {child}) gone, the pipe still has a reader, so the write succeeds \
-             instead of failing with EPIPE"
+            "{BIN} (pid {}) still holds the read end (fd {read_fd}) of the pipe it writes into (fd {write_fd}): \
+             with its child (pid {child}) gone, the pipe still has a reader, so the write succeeds instead of \
+             failing with EPIPE",
+            p.seen_pid()
         ),
         "the parent closes the read end right after `fork`: only the child reads",
     )
@@ -350,18 +354,19 @@ fn relay_child_max(cx: &Ctx) -> Step {
         let kids = procfs::children(p.pid());
         (kids.len() == 1 && live_children(p.pid()).is_empty()).then(|| kids[0])
     })?;
-    cx.did(format!("waited until the child (pid {child}) had exited"));
+    let shown = p.shown(child);
+    cx.did(format!("waited until the child (pid {shown}) had exited"));
     let watched = WatchedChild::new(child);
     p.send(b"three\n");
     let exit = p
         .wait_exit("exit status 4 after the write into the pipe without reader (stdin still open)", cx.secs(5.0))
-        .map_err(|f| reader_kept(&p, child, f))?;
+        .map_err(|f| reader_kept(&p, shown, f))?;
     match exit {
         Exit::Code(4) => expect_stderr_line(&p, "")?,
         other => return Err(p.classify(other, "exit status 4 (EPIPE) after reaping the child")),
     }
     watched.expect_reaped(
-        format!("the parent exited with status 4 but never reaped its child (pid {child} was left a zombie)"),
+        format!("the parent exited with status 4 but never reaped its child (pid {shown} was left a zombie)"),
         "`waitpid` for the child before exiting",
     )
 }

@@ -171,9 +171,9 @@ fn held_pipe(p: &Program, count: usize, f: Failure) -> Failure {
     }
     let stages = stage_numbers(p, count);
     let name = |pid: Pid| match stages.iter().find(|s| s.0 == pid) {
-        _ if pid == p.pid() => format!("{BIN} (pid {pid})"),
+        _ if pid == p.pid() => format!("{BIN} (pid {})", p.seen_pid()),
         Some(&(_, k)) => format!("`{}` (stage {k})", procfs::comm(pid)),
-        None => format!("`{}` (pid {pid})", procfs::comm(pid)),
+        None => format!("`{}` (pid {})", procfs::comm(pid), p.shown(pid)),
     };
     let Some(held) = who_holds_pipe(p, name) else { return f };
     let hint = if held.holder == p.pid() {
@@ -436,8 +436,11 @@ fn no_zombies(cx: &Ctx) -> Step {
     // Held from here on: a stage the pipeline leaves behind comes to the
     // grader (a subreaper) and stays visible, running or a zombie, whoever
     // forked it. The first stage cannot have ended yet.
-    let stages: Vec<(&Report, WatchedChild)> =
-        reports.iter().map(|r| (r, WatchedChild::new(nix::unistd::Pid::from_raw(r.pid)))).collect();
+    // (A stage the program can no longer show has been reaped already.)
+    let stages: Vec<(&Report, WatchedChild)> = reports
+        .iter()
+        .filter_map(|r| Some((r, WatchedChild::new(p.find(nix::unistd::Pid::from_raw(r.pid))?))))
+        .collect();
     cx.did(format!(
         "the probe stages reported their pids: {} (first, copies stdin) and {} (last, exits at once)",
         reports[0].pid, reports[1].pid

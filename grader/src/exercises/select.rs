@@ -430,7 +430,7 @@ fn single_thread(cx: &Ctx) -> Step {
         format!("{threads} threads")
     } else {
         let each: Vec<String> =
-            counts.iter().map(|&(pid, n)| format!("{} (pid {pid}) has {n}", procfs::comm(pid))).collect();
+            counts.iter().map(|&(pid, n)| format!("{} (pid {}) has {n}", procfs::comm(pid), p.shown(pid))).collect();
         format!("{threads} threads in {} processes: {}", counts.len(), each.join(", "))
     };
     Err(Failure::wrong(

@@ -132,11 +132,12 @@ fn or_not_waited(p: &Program, f: Failure) -> Failure {
     parent_did_not_wait(p).unwrap_or(f)
 }
 
-/// Wait for the child's first line and return its pid.
+/// Wait for the child's first line and return its pid (as the program
+/// sees it).
 fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
     let line = p.line("`child CPID: waiting for message...` from the child", cx.secs(5.0))?;
     let cpid = child_pid(&line).map_err(|f| or_not_waited(p, f))?;
-    if cpid == p.pid() {
+    if cpid == p.seen_pid() {
         return Err(Failure::wrong(
             format!("CPID {cpid}, the pid of the program itself"),
             "the pid of the forked child (`getpid()` in the child)",
@@ -145,11 +146,21 @@ fn first_line(cx: &Ctx, p: &mut Program) -> Step<Pid> {
     Ok(cpid)
 }
 
+/// The child `cpid` (as the program printed it) in the grader's `/proc`.
+fn find_child(p: &Program, cpid: Pid) -> Step<Pid> {
+    p.find(cpid).ok_or_else(|| {
+        Failure::wrong(
+            format!("no process {cpid} (the CPID of the first line) among the program's processes"),
+            "CPID to be the pid of the forked child (`getpid()` in the child)",
+        )
+    })
+}
+
 /// Finish a handshake whose first line was taken: exit 0 and the three
 /// remaining lines exactly.
 fn rest_of_handshake(cx: &Ctx, p: &mut Program, cpid: Pid, msg: Option<&[u8]>) -> Step {
     p.expect_exit(0, "the handshake to complete with exit status 0", cx.secs(5.0))?;
-    let ppid = p.pid();
+    let ppid = p.seen_pid();
     let default = format!("Parent {ppid} sending message to child {cpid}");
     let msg = msg.unwrap_or(default.as_bytes());
     let reply = format!("Got it [{ppid}] -- exiting");
@@ -174,12 +185,12 @@ fn lines(cx: &Ctx) -> Step {
 fn child_process(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "300"])?;
     let cpid = first_line(cx, &mut p)?;
-    match procfs::ppid(cpid) {
+    match p.find(cpid).and_then(procfs::ppid) {
         Some(ppid) if ppid == p.pid().as_raw() => {}
         Some(other) => {
             return Err(Failure::wrong(
-                format!("process {cpid} exists but its parent is {other}"),
-                format!("a child of the program (pid {})", p.pid()),
+                format!("process {cpid} exists but its parent is {}", p.shown(Pid::from_raw(other))),
+                format!("a child of the program (pid {})", p.seen_pid()),
             ))
         }
         None => {
@@ -189,7 +200,7 @@ fn child_process(cx: &Ctx) -> Step {
             ))
         }
     }
-    cx.did(format!("saw process {cpid} alive with parent {}", p.pid()));
+    cx.did(format!("saw process {cpid} alive with parent {}", p.seen_pid()));
     rest_of_handshake(cx, &mut p, cpid, None)
 }
 
@@ -257,13 +268,16 @@ fn measure_waiting(cx: &Ctx) -> Step<(Program, Pid, Vec<Usage>)> {
     let mut p = cx.start(BIN, &["--delay-ms", "500"])?;
     let cpid = first_line(cx, &mut p)?;
     let parent = p.pid();
+    let child = p.find(cpid);
+    // Named as the program sees them (its lines name the child so).
     let who = |pid: Pid| {
+        let seen = procfs::ns_pid(pid).unwrap_or(pid);
         if pid == parent {
-            format!("the sleeping parent (pid {pid})")
-        } else if pid == cpid {
-            format!("the waiting child (pid {pid})")
+            format!("the sleeping parent (pid {seen})")
+        } else if Some(pid) == child {
+            format!("the waiting child (pid {seen})")
         } else {
-            format!("process {pid} of {BIN} (not the child {cpid} its lines name)")
+            format!("process {seen} of {BIN} (not the child {cpid} its lines name)")
         }
     };
     let usages = measure_idle_tree(&mut p, who, Duration::from_millis(300), "while the parent sleeps")?;
@@ -285,7 +299,7 @@ fn no_polling(cx: &Ctx) -> Step {
 fn reaped(cx: &Ctx) -> Step {
     let mut p = cx.start(BIN, &["--delay-ms", "200"])?;
     let cpid = first_line(cx, &mut p)?;
-    let child = WatchedChild::new(cpid);
+    let child = WatchedChild::new(find_child(&p, cpid)?);
     // Reaped or not first: that is what this check is about, and it does
     // not depend on whether the reply made it in time.
     p.expect_exit(0, "the handshake to complete with exit status 0", cx.secs(5.0))?;

@@ -118,7 +118,7 @@ pub fn exercise() -> Exercise {
 /// Start `sigecho` with `--alarm ALARM` and take its `ready PID` line.
 fn start(cx: &Ctx, alarm: &str) -> Step<Program> {
     let mut p = cx.start(BIN, &["--alarm", alarm])?;
-    let want = format!("ready {}", p.pid());
+    let want = format!("ready {}", p.seen_pid());
     let line = p.line(&format!("`{want}` as the first line"), cx.secs(5.0))?;
     same_line(&line, &want)?;
     Ok(p)

@@ -391,7 +391,8 @@ fn expect_own_work(p: &Program) -> Step {
     if others.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = others.iter().map(|(pid, exe)| format!("pid {pid} runs {}", exe.display())).collect();
+    let list: Vec<String> =
+        others.iter().map(|&(pid, ref exe)| format!("pid {} runs {}", p.shown(pid), exe.display())).collect();
     Err(Failure::wrong(
         format!("{CLIENT} connected, but not as the graded executable: {}", list.join(", ")),
         "every process of tcp-client running the graded program: the client must do the socket work itself, not \

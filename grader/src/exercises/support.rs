@@ -60,18 +60,20 @@ fn log_measured(p: &Program, what: &str, span: Duration, during: &str) {
 }
 
 /// Measure process `pid` of `p` (the program itself or one of its
-/// processes, called `who` in messages) over `span` in which nothing
+/// processes, as the grader's `/proc` shows it; called `who` in messages)
+/// over `span` in which nothing
 /// happens (`during` says what, e.g. "without input"): the CPU time it was
 /// charged and how often its threads went to sleep again. The program's
 /// pipes are served meanwhile; it must keep running and `pid` must exist
 /// throughout.
 pub fn measure_idle(p: &mut Program, pid: Pid, who: &str, span: Duration, during: &str) -> Step<Usage> {
-    let gone = |when: &str| Failure::wrong(format!("{who} (pid {pid}) gone {when}"), format!("{who} alive {during}"));
+    let seen = p.shown(pid);
+    let gone = |when: &str| Failure::wrong(format!("{who} (pid {seen}) gone {when}"), format!("{who} alive {during}"));
     let (ticks0, switches0) = usage_sample(pid).ok_or_else(|| gone("before the measurement"))?;
     let what = format!("{} to keep running {during}", p.name);
     p.observe(span, &what)?;
     let (ticks1, switches1) = usage_sample(pid).ok_or_else(|| gone("during the measurement"))?;
-    log_measured(p, &format!("{who} (pid {pid})"), span, during);
+    log_measured(p, &format!("{who} (pid {seen})"), span, during);
     Ok(Usage {
         who: who.to_string(),
         during: during.to_string(),
@@ -96,7 +98,7 @@ pub fn measure_idle_tree(
         p.tree().into_iter().filter_map(|pid| Some((pid, usage_sample(pid)?))).collect();
     let what = format!("{} to keep running {during}", p.name);
     p.observe(span, &what)?;
-    let pids: Vec<String> = before.iter().map(|(pid, _)| pid.to_string()).collect();
+    let pids: Vec<String> = before.iter().map(|&(pid, _)| p.shown(pid).to_string()).collect();
     log_measured(p, &format!("every process of {} (pids {})", p.name, pids.join(", ")), span, during);
     Ok(before
         .into_iter()
@@ -193,10 +195,10 @@ pub fn not_before(what: &str, at: Duration, earliest: Duration, since: &str) -> 
 // ----- children ----------------------------------------------------------
 
 /// A child of the program that must be reaped by it. The grader is a
-/// subreaper: a child whose parent exits without `waitpid` comes to the
-/// grader, running or a zombie. While this lives the grader leaves that
-/// child alone, so it stays visible in `/proc` for
-/// [`Self::expect_reaped`].
+/// subreaper (or, in a PID namespace, the program's stand-in parent is,
+/// and never reaps): a child whose parent exits without `waitpid` comes to
+/// it, running or a zombie. While this lives the grader leaves that child
+/// alone, so it stays visible in `/proc` for [`Self::expect_reaped`].
 pub struct WatchedChild {
     pid: Pid,
     _hold: reaper::Hold,

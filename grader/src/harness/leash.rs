@@ -63,6 +63,10 @@ pub struct Leash {
     /// `None`: the grader's own user. Dropped after the cgroup is removed:
     /// giving the uid back comes last.
     pub(crate) identity: Option<Identity>,
+    /// The program's stand-in parent in its PID namespace (see
+    /// [`super::pidns`]): it runs as the program's uid, but is the
+    /// grader's, not the program's.
+    stand_in: Option<Pid>,
 }
 
 impl Leash {
@@ -78,7 +82,7 @@ impl Leash {
         let join_path = cgroup
             .as_ref()
             .and_then(|c| CString::new(c.join("cgroup.procs").into_os_string().into_encoded_bytes()).ok());
-        Ok(Leash { token, cgroup, join_path, identity })
+        Ok(Leash { token, cgroup, join_path, identity, stand_in: None })
     }
 
     /// Once the program runs: whether it did join its cgroup (`pre_exec`
@@ -103,6 +107,12 @@ impl Leash {
             runas::give(dir.path(), who)?;
         }
         Ok(dir)
+    }
+
+    /// Once the program runs in a PID namespace: `pid` is its stand-in
+    /// parent, no member of the leash.
+    pub(crate) fn stand_in(&mut self, pid: Pid) {
+        self.stand_in = Some(pid);
     }
 
     pub fn env_entry(&self) -> String {
@@ -131,7 +141,7 @@ impl Leash {
         }
         set.sort();
         set.dedup();
-        set.retain(|&p| p != leader && procfs::alive(p));
+        set.retain(|&p| p != leader && Some(p) != self.stand_in && procfs::alive(p));
         set
     }
 

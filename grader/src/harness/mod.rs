@@ -1,8 +1,10 @@
 //! How a student program is run: started clean ([`spawn`]) as a user that
-//! cannot harm the grader ([`runas`]), kept on a leash and cleaned up after
-//! ([`leash`]; [`locks`] say which grader is alive), driven and waited on
-//! ([`program`], [`net`]), observed through `/proc` ([`procfs`]), and how
-//! its failures are named ([`failure`]).
+//! cannot harm the grader ([`runas`]), where allowed in a PID namespace of
+//! its own ([`pidns`]), kept on a leash and cleaned up after ([`leash`];
+//! [`locks`] say which grader is alive), driven and waited on
+//! ([`program`], [`net`]), observed through `/proc` ([`procfs`]), kept from
+//! ending the grading with a signal ([`signals`]), and how its failures are
+//! named ([`failure`]).
 //!
 //! Underneath: every wait is a [`deadline::wait`] bounded by a
 //! [`deadline::Deadline`], and every process the grader starts — a program,
@@ -20,10 +22,12 @@ pub mod ipc;
 pub mod leash;
 pub mod locks;
 pub mod net;
+pub mod pidns;
 pub mod procfs;
 pub mod program;
 pub mod reaper;
 pub mod runas;
+pub mod signals;
 pub mod spawn;
 pub mod udp;
 

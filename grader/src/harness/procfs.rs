@@ -28,6 +28,10 @@ pub struct Task {
 pub struct Status {
     /// Signals with a handler installed (`SigCgt`).
     pub sig_cgt: u64,
+    /// Signals sent and not yet taken: to the process as a whole
+    /// (`ShdPnd`), and to its main thread (`SigPnd`).
+    pub shd_pnd: u64,
+    pub sig_pnd: u64,
 }
 
 impl Status {
@@ -70,16 +74,71 @@ pub fn ppid(pid: Pid) -> Option<i32> {
     stat_fields(&text)?.get(1)?.parse().ok()
 }
 
+/// The wait status (as `waitpid` reports it) of `pid`, an exited process
+/// not yet reaped (`exit_code`, field 52 of `/proc/PID/stat`): how a
+/// program that is not the grader's own child ended (see
+/// [`super::pidns`]). `None` when it is gone or still runs.
+pub fn exit_status(pid: Pid) -> Option<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = stat_fields(&text)?;
+    if !matches!(f.first()?.chars().next()?, 'Z' | 'X') {
+        return None;
+    }
+    f.get(49)?.parse().ok()
+}
+
+/// `pid` as the process itself sees it (`getpid()` in it): the last field
+/// of `NSpid` in `/proc/PID/status`, which differs from `pid` when it runs
+/// in a PID namespace of its own. `None` when it is gone.
+pub fn ns_pid(pid: Pid) -> Option<Pid> {
+    ns_id(&format!("/proc/{pid}/status"))
+}
+
+/// Thread `tid` of `pid` as the thread itself sees it (`gettid()`).
+fn ns_tid(pid: Pid, tid: i32) -> Option<i32> {
+    ns_id(&format!("/proc/{pid}/task/{tid}/status")).map(Pid::as_raw)
+}
+
+fn ns_id(status_path: &str) -> Option<Pid> {
+    let text = fs::read_to_string(status_path).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok().map(Pid::from_raw)
+}
+
+/// The system call `pid` is blocked in (`/proc/PID/syscall`); `None`
+/// while it runs, or when unknown.
+pub fn syscall(pid: Pid) -> Option<i64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// Process group of `pid`.
 pub fn pgid(pid: Pid) -> Option<i32> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat_fields(&text)?.get(2)?.parse().ok()
 }
 
+/// Parent, process group and session of `pid` (zombies too).
+pub fn lineage(pid: Pid) -> Option<(i32, i32, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f = stat_fields(&text)?;
+    Some((f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))
+}
+
 pub fn status(pid: Pid) -> Option<Status> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let sig_cgt = text.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
-    Some(Status { sig_cgt: u64::from_str_radix(sig_cgt.trim(), 16).unwrap_or(0) })
+    let mut s = Status::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let mask = || u64::from_str_radix(value.trim(), 16).unwrap_or(0);
+        match key {
+            "SigCgt" => s.sig_cgt = mask(),
+            "ShdPnd" => s.shd_pnd = mask(),
+            "SigPnd" => s.sig_pnd = mask(),
+            _ => {}
+        }
+    }
+    Some(s)
 }
 
 /// The value of `key` in `/proc/PID/task/TID/status` of every thread of
@@ -232,7 +291,8 @@ pub fn fds(pid: Pid) -> Vec<(i32, String)> {
 }
 
 /// Where every thread of every process in `pids` sits, for time-out
-/// messages ("sigecho (pid 42) was blocked in pipe_read"). The first few
+/// messages ("sigecho (pid 42) was blocked in pipe_read"), with the pids
+/// the processes see themselves (see [`ns_pid`]). The first few
 /// are named one by one, the rest counted by state, so a fork storm gives
 /// one readable line.
 pub fn describe(pids: &[Pid]) -> String {
@@ -244,12 +304,17 @@ pub fn describe(pids: &[Pid]) -> String {
         let tasks = tasks(pid);
         let name = comm(pid);
         let many = tasks.len() > 1;
+        // The pids the program itself sees (its PID namespace's).
+        let seen = ns_pid(pid).unwrap_or(pid);
         for t in tasks {
             let words = state_words(t.state, &t.wchan);
             count += 1;
             if count <= NAMED {
-                let who =
-                    if many { format!("{name} (pid {pid}, thread {})", t.tid) } else { format!("{name} (pid {pid})") };
+                let who = if many {
+                    format!("{name} (pid {seen}, thread {})", ns_tid(pid, t.tid).unwrap_or(t.tid))
+                } else {
+                    format!("{name} (pid {seen})")
+                };
                 parts.push(format!("{who} {words}"));
             } else {
                 *rest.entry(words).or_default() += 1;

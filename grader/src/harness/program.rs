@@ -27,8 +27,10 @@ use super::capture::Capture;
 use super::deadline::{self, Deadline};
 use super::failure::{show, size, Exit, Failure, Kind, Step};
 use super::leash::Leash;
+use super::pidns::{Namespace, Plan};
 use super::procfs;
 use super::reaper::{self, SpawnError, Tracked};
+use super::signals::Watch;
 use super::spawn::{self, Spec};
 
 /// A snapshot of a program's visible activity ([`Program::progress`]).
@@ -53,6 +55,9 @@ pub struct Transcript {
     pub steps: Vec<String>,
     /// Processes a program left running after it exited (found at cleanup).
     pub leftovers: Vec<String>,
+    /// Signals a program sent the grader (found at cleanup, see
+    /// [`super::signals`] and [`super::pidns`]).
+    pub incidents: Vec<String>,
     last_write: Option<(String, usize, usize)>,
 }
 
@@ -153,16 +158,23 @@ pub struct Options {
     pub needs_account: bool,
 }
 
-/// A student program, started clean and contained (see [`super::spawn`] and
-/// [`super::leash`]). Dropping it kills and reaps everything it created.
+/// A student program, started clean and contained (see [`super::spawn`],
+/// [`super::leash`] and [`super::pidns`]). Dropping it kills and reaps
+/// everything it created.
 pub struct Program {
     /// Binary name for messages (`sigecho`).
     pub name: String,
+    /// The program, as the grader's `/proc` shows it.
     pid: Pid,
+    /// The grader's child: the program, or init of its PID namespace.
     /// Dropped before `leash`: the cgroup can go once the leader is reaped.
     child: Tracked,
+    /// Its PID namespace, where it runs in one.
+    ns: Option<Namespace>,
     pidfd: OwnedFd,
     leash: Leash,
+    /// Signals it sends the grader become its check's failure.
+    watch: Watch,
     stdin: Option<OwnedFd>,
     queued: Vec<u8>,
     queued_off: usize,
@@ -189,25 +201,48 @@ impl Program {
         let exe = super::runas::exec_path(&spec.path).map_err(|e| {
             Failure::grader(format!("cannot copy {} where its user can run it: {e}", spec.path.display()))
         })?;
-        let mut cmd = spawn::command(spec, &exe, &leash, cwd.path());
+        let plan = match Plan::new(leash.identity.as_ref().map(|who| (who.uid, who.gid))) {
+            None => None,
+            Some(Ok(plan)) => Some(plan),
+            Some(Err(e)) => return Err(Failure::grader(format!("cannot link to a PID namespace: {e}"))),
+        };
+        let mut cmd = spawn::command(spec, &exe, &leash, cwd.path(), plan.as_ref().map(Plan::first));
+        if let Some(plan) = &plan {
+            plan.last(&mut cmd, &spec.path);
+        }
         let shown = std::iter::once(name.to_string())
             .chain(spec.args.iter().map(|a| shell_word(&a.to_string_lossy())))
             .collect::<Vec<_>>()
             .join(" ");
         // Taken before the fork: lower time bounds count from here, and the
         // program may run (arm its alarm) before `spawn` returns.
+        let watch = Watch::new(name, leash.env_entry());
         let started = Instant::now();
-        let mut child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
-            SpawnError::Stopping => Failure::grader("the grader is stopping"),
-            SpawnError::Io(e) => Failure::new(
-                Kind::Crashed,
-                format!("`{}` could not be started: {e}", spec.path.display()),
-                "an executable program",
-            ),
-        })?;
-        let pid = child.pid();
+        let (mut child, pid, ns) = match plan {
+            Some(plan) => {
+                let s = plan.spawn(&mut cmd, &spec.path)?;
+                leash.stand_in(s.ns.parent());
+                (s.child, s.program, Some(s.ns))
+            }
+            None => {
+                let child = reaper::spawn_tracked(&mut cmd).map_err(|e| match e {
+                    SpawnError::Stopping => Failure::grader("the grader is stopping"),
+                    SpawnError::Io(e) => Failure::new(
+                        Kind::Crashed,
+                        format!("`{}` could not be started: {e}", spec.path.display()),
+                        "an executable program",
+                    ),
+                })?;
+                let pid = child.pid();
+                (child, pid, None)
+            }
+        };
+        watch.started(pid);
         leash.check_joined(pid);
         super::ipc::note_pid(pid, name); // ipc leaks: its objects are its check's
+        if let Some(ns) = &ns {
+            super::ipc::note_pid(ns.seen, name); // ipc leaks: and so are names with the pid it sees
+        }
         let pidfd = reaper::pidfd_open(pid).ok_or_else(|| Failure::grader("pidfd_open failed"))?;
         let stdin: OwnedFd = child.stdin.take().map(Into::into).ok_or_else(|| Failure::grader("no stdin pipe"))?;
         set_nonblocking(&stdin);
@@ -219,13 +254,16 @@ impl Program {
             child.stderr.take().map(Into::into).ok_or_else(|| Failure::grader("no stderr pipe"))?,
             opts.output_cap.min(1 << 20),
         );
-        log.borrow_mut().did(format!("started `{shown}` (pid {pid})"));
+        let seen = ns.as_ref().map_or(pid, |ns| ns.seen);
+        log.borrow_mut().did(format!("started `{shown}` (pid {seen})"));
         Ok(Program {
             name: name.to_string(),
             pid,
             child,
+            ns,
             pidfd,
             leash,
+            watch,
             stdin: Some(stdin),
             queued: Vec::new(),
             queued_off: 0,
@@ -250,8 +288,36 @@ impl Program {
         self
     }
 
+    /// The program's pid in the grader's `/proc`: for reading its state
+    /// and signalling it. It may see itself under another one
+    /// ([`Self::seen_pid`]).
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The program's pid as it sees it (`getpid()` in it): what it prints,
+    /// and what the grader calls it in messages.
+    pub fn seen_pid(&self) -> Pid {
+        self.ns.as_ref().map_or(self.pid, |ns| ns.seen)
+    }
+
+    /// How the process `pid` (of the grader's `/proc`) sees itself: its pid
+    /// for messages.
+    pub fn shown(&self, pid: Pid) -> Pid {
+        if pid == self.pid {
+            return self.seen_pid();
+        }
+        procfs::ns_pid(pid).unwrap_or(pid)
+    }
+
+    /// The process of the program that sees itself as `seen` (a pid the
+    /// program printed), as the grader's `/proc` shows it; `None` if the
+    /// program has none (any more).
+    pub fn find(&self, seen: Pid) -> Option<Pid> {
+        match &self.ns {
+            Some(ns) => ns.find(seen),
+            None => procfs::state(seen).map(|_| seen),
+        }
     }
 
     /// Readable once the program has exited: for waits on other descriptors
@@ -350,7 +416,7 @@ impl Program {
     }
 
     pub fn signal(&mut self, sig: Signal) {
-        self.log(format!("sent {sig} to {} (pid {})", self.name, self.pid));
+        self.log(format!("sent {sig} to {} (pid {})", self.name, self.seen_pid()));
         self.signal_quiet(sig);
     }
 
@@ -386,13 +452,32 @@ impl Program {
     /// How the program ended, if it has (without reaping it).
     pub fn exit(&mut self) -> Option<Exit> {
         if self.exit.is_none() {
-            self.exit = reaper::peek_exit(&self.pidfd).and_then(|s| match s {
-                WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
-                WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
-                _ => None,
-            });
+            self.exit = match &self.ns {
+                None => reaper::peek_exit(&self.pidfd).and_then(|s| match s {
+                    WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+                    WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+                    _ => None,
+                }),
+                // Not the grader's child, but a zombie until the namespace
+                // ends: its status is in /proc once its pidfd says it exited.
+                Some(_) => self.ended().then(|| procfs::exit_status(self.pid)).flatten().and_then(|s| {
+                    if libc::WIFEXITED(s) {
+                        Some(Exit::Code(libc::WEXITSTATUS(s)))
+                    } else if libc::WIFSIGNALED(s) {
+                        Some(Exit::Signal(libc::WTERMSIG(s)))
+                    } else {
+                        None
+                    }
+                }),
+            };
         }
         self.exit
+    }
+
+    /// Whether the program has exited (its pidfd is readable).
+    fn ended(&self) -> bool {
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        deadline::wait(&mut fds, Deadline::after(Duration::ZERO)) > 0
     }
 
     /// Everything received on stdout so far (up to the cap).
@@ -434,7 +519,7 @@ impl Program {
     /// the grader, daemons that left the session).
     pub fn processes(&self) -> Vec<Pid> {
         let mut all = vec![self.pid];
-        all.extend(self.leash.members(self.pid));
+        all.extend(self.strays());
         all
     }
 
@@ -774,20 +859,36 @@ impl Program {
     }
 }
 
+impl Program {
+    /// Processes of the program that still run, other than the program
+    /// itself: on its leash, or in its namespace.
+    fn strays(&self) -> Vec<Pid> {
+        let mut left = self.leash.members(self.pid);
+        if let Some(ns) = &self.ns {
+            left.extend(ns.members());
+            left.sort();
+            left.dedup();
+            left.retain(|&p| p != self.pid && procfs::alive(p));
+        }
+        left
+    }
+}
+
 impl Drop for Program {
     /// Kill everything the program created and reap it. If the program had
     /// exited on its own but its descendants still ran after a grace period
-    /// ([`LEFTOVER_GRACE`]), record them.
+    /// ([`LEFTOVER_GRACE`]), record them; if it signalled the grader, record
+    /// that.
     fn drop(&mut self) {
         let mut known = None;
         if self.opts.forbid_leftovers && self.exit().is_some() {
             // Descendants on their way out get [`LEFTOVER_GRACE`] to go.
             let grace = Deadline::after(self.leftover_grace);
-            let left = reaper::wait_until_gone(grace, || self.leash.members(self.pid));
+            let left = reaper::wait_until_gone(grace, || self.strays());
             if !left.is_empty() {
                 left.iter().for_each(|&p| super::ipc::note_pid(p, &procfs::comm(p))); // ipc leaks: these too
                 let list: Vec<String> =
-                    left.iter().take(5).map(|&p| format!("{} (pid {p})", procfs::comm(p))).collect();
+                    left.iter().take(5).map(|&p| format!("{} (pid {})", procfs::comm(p), self.shown(p))).collect();
                 self.log.borrow_mut().leftovers.push(format!(
                     "{} exited but left {} process(es) running: {}{}",
                     self.name,
@@ -798,7 +899,20 @@ impl Drop for Program {
             }
             known = Some(left);
         }
+        let mut incidents = Vec::new();
+        if let Some(ns) = &self.ns {
+            // Ask the stand-in parent what it was sent, then end the
+            // namespace: killing init kills every process in it, and init
+            // is gone (below) only once they all are.
+            incidents = ns.incidents(&self.name);
+            ns.kill();
+        }
+        // What is left on the leash (in a namespace: what is dying with it)
+        // is killed, and the program's uid noted clean once it is gone.
         self.leash.kill_all(self.pid, Deadline::after(Duration::from_secs(10)), known);
+        // Before the leader is reaped: a signal it sent is still its own.
+        incidents.extend(self.watch.take());
+        self.log.borrow_mut().incidents.extend(incidents);
         let _ = self.child.wait();
         // Dropping `child` then gives its pid up and reaps the orphans.
     }

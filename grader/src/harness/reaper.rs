@@ -92,6 +92,13 @@ pub fn spawn_tracked(cmd: &mut Command) -> Result<Tracked, SpawnError> {
     Ok(Tracked { child, pid })
 }
 
+/// Run `f`, which forks and waits for a short-lived child of its own,
+/// without orphan reaping taking that child first.
+pub fn owning_children<T>(f: impl FnOnce() -> T) -> T {
+    let _no_reaping = SPAWN_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 impl Tracked {
     pub fn pid(&self) -> Pid {
         self.pid
@@ -168,6 +175,12 @@ pub fn stop_spawning(end: impl FnOnce(&[Pid])) {
     owned.clear();
 }
 
+/// Whether the grader is stopping (see [`stop_spawning`]): what happens to
+/// its programs from now on is its own doing.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
 /// Reap every zombie child of the grader that nobody tracks or holds:
 /// orphans of student programs re-parented to us as subreaper.
 pub fn reap_orphans() {
@@ -179,6 +192,7 @@ pub fn reap_orphans() {
             continue;
         }
         if matches!(procfs::state(kid), Some('Z') | Some('X')) {
+            super::signals::note_reaped(kid); // a signal it sent may still be unread
             let _ = waitpid(kid, Some(WaitPidFlag::WNOHANG));
         }
     }

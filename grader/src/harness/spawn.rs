@@ -50,10 +50,16 @@ pub struct Spec {
     pub env: Vec<(OsString, OsString)>,
 }
 
+/// Code that runs in the forked child before anything else of `pre_exec`.
+pub(crate) type First = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
+
 /// Build the `Command` for `spec`, executing `exe` (the spec's path, or a
 /// copy its user can reach) under the spec's name: stdin, stdout and stderr
 /// are pipes the caller owns; everything else is reset in the child.
-pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Command {
+/// `first`, if given, runs in the child before that (see [`super::pidns`]:
+/// it splits the child into a namespace's init, the program's parent, and
+/// the program, which alone goes on to be prepared here).
+pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path, first: Option<First>) -> Command {
     let mut cmd = Command::new(exe);
     cmd.arg0(&spec.path)
         .args(&spec.args)
@@ -69,10 +75,19 @@ pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Com
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
 
+    // In a PID namespace the program's parent is the grader's stand-in,
+    // and the namespace's init dies with the grader instead (see
+    // `pidns::split`). The stand-in runs as the program's user: one more
+    // process of its uid.
+    let in_namespace = first.is_some();
+    if let Some(first) = first {
+        // SAFETY: as the `pre_exec` below; see `pidns::Plan::first`.
+        unsafe { cmd.pre_exec(first) };
+    }
     let join = leash.join_path.clone();
     let limits = spec.limits.clone();
     let cpu = spec.cpu;
-    let user = leash.identity.as_ref().map(|who| (who.uid, who.gid, who.nproc()));
+    let user = leash.identity.as_ref().map(|who| (who.uid, who.gid, who.nproc() + u64::from(in_namespace)));
     let grader = std::process::id() as i32;
     // SAFETY: the closure runs in the forked child of a multi-threaded
     // process, before exec. It only makes async-signal-safe system calls
@@ -114,6 +129,9 @@ pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Com
                 become_user(uid, gid, nproc)?;
             }
             // After the ids: a change of credentials clears it.
+            if in_namespace {
+                return Ok(());
+            }
             die_with_parent(grader, libc::SIGKILL)
         });
     }
@@ -127,7 +145,7 @@ pub(crate) fn command(spec: &Spec, exe: &Path, leash: &Leash, cwd: &Path) -> Com
 ///
 /// # Safety
 /// Only call between fork and exec.
-unsafe fn die_with_parent(parent: i32, sig: libc::c_int) -> std::io::Result<()> {
+pub(crate) unsafe fn die_with_parent(parent: i32, sig: libc::c_int) -> std::io::Result<()> {
     if libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -163,8 +181,8 @@ unsafe fn become_user(uid: u32, gid: u32, nproc: u64) -> std::io::Result<()> {
 }
 
 /// Reset the signal mask and dispositions in the child of a helper command
-/// (cargo): the grader blocks SIGINT/SIGTERM/SIGHUP in its own threads (see
-/// [`crate::interrupt::guard`]), and children would inherit that mask.
+/// (cargo): the grader blocks every signal in its threads (see
+/// [`super::signals`]), and children would inherit that mask.
 pub fn reset_signals(cmd: &mut Command) {
     // SAFETY: runs between fork and exec; only async-signal-safe calls.
     unsafe {
@@ -218,8 +236,8 @@ pub fn contain_helper(cmd: &mut Command) {
 /// Every signal to SIG_DFL, none blocked. Async-signal-safe.
 ///
 /// # Safety
-/// Only call between fork and exec.
-unsafe fn default_signals() {
+/// Only call between fork and exec (or `_exit`).
+pub(crate) unsafe fn default_signals() {
     // Handlers are reset by exec anyway; SIG_IGN would be inherited. The raw
     // system call, because glibc refuses signals 32 and 33 (reserved for
     // its threads) — and a parent may well have left one of them ignored.

@@ -153,6 +153,7 @@ pub fn render(report: &Report, st: &Style, width: usize) -> String {
         let _ = writeln!(o);
     }
     let colour = if report.failed == 0 { st.green } else { st.red };
+    let _ = writeln!(o, "{}", wrap("Isolation: ", &report.isolation.phrase(), width, 2));
     let total = format!(
         "{} passed, {} failed in {:.2}s{}",
         report.passed,

@@ -125,6 +125,7 @@ pub(crate) mod fixtures {
             failed: all().filter(|c| matches!(c.status, Status::Failed | Status::Error)).count(),
             wall_ms: 1234,
             time_scale: 1.0,
+            isolation: crate::results::Isolation { pid_namespace: true, reason: None },
             exercises,
         }
     }

@@ -26,6 +26,9 @@ pub enum Kind {
     OutputLimit,
     /// Exited but left processes running.
     LeftBehind,
+    /// Sent a signal to the grader (its parent, its subreaper, or everyone
+    /// with `kill(-1, …)`).
+    SignalledGrader,
     /// The exercise did not compile.
     BuildError,
     /// Fault of the grader or the machine, not of the program.
@@ -45,6 +48,7 @@ impl Kind {
             Kind::NotImplemented => "not implemented yet",
             Kind::OutputLimit => "output limit",
             Kind::LeftBehind => "processes left behind",
+            Kind::SignalledGrader => "signalled the grader",
             Kind::BuildError => "build error",
             Kind::GraderError => "grader error",
             Kind::Skipped => "skipped",

@@ -114,6 +114,29 @@ pub struct ExerciseResult {
     pub checks: Vec<CheckResult>,
 }
 
+/// How the programs were kept apart from the rest of the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Isolation {
+    /// Each program ran in a PID namespace of its own: `kill(-1, …)`
+    /// reached only its own processes, and its parent was a stand-in for
+    /// the grader (see README.md, "How your program is run").
+    pub pid_namespace: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Isolation {
+    /// The human report's `Isolation:` line, just above its `Total`.
+    pub fn phrase(&self) -> String {
+        match (&self.pid_namespace, &self.reason) {
+            (true, _) => "each program in a PID namespace of its own".into(),
+            (false, Some(why)) => format!("programs in the grader's PID namespace ({why})"),
+            (false, None) => "programs in the grader's PID namespace".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub score: u32,
@@ -122,6 +145,7 @@ pub struct Report {
     pub failed: usize,
     pub wall_ms: u64,
     pub time_scale: f64,
+    pub isolation: Isolation,
     pub exercises: Vec<ExerciseResult>,
 }
 

@@ -6,16 +6,21 @@
 //! Every mode is bounded: the fork storm forks a few hundred children and
 //! no more, nothing allocates without limit.
 //!
+//! The modes that signal the grader (`kill-all`, `signal-parent`,
+//! `orphan-signals`, `stop-parent`) otherwise behave like a correct
+//! `sigecho` on empty input (`Exiting` at EOF, status 0): only the signal
+//! can fail the check.
+//!
 //! Some modes attack the grader itself (its process, its report, its
 //! cgroup). Run them only under a grader that runs programs as an
 //! unprivileged uid: as root they would succeed.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, raise, signal, SigHandler, Signal};
-use nix::unistd::{fork, getpid, getppid, setsid, ForkResult};
+use nix::unistd::{fork, getpid, getppid, setsid, ForkResult, Pid};
 
 fn ready() {
     let mut out = std::io::stdout();
@@ -27,6 +32,12 @@ fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// What a correct `sigecho` does with its input: `Exiting` at EOF.
+fn echo_until_eof() {
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::stdout());
+    println!("Exiting");
 }
 
 /// Overwrite the grader's token in this process's own environment, in
@@ -226,6 +237,45 @@ fn main() {
         }
         // A Rust panic.
         "panic" => panic!("the hostile program gives up"),
+        // The classic C bug: `fork` failed, and the "child" pid -1 is
+        // signalled: `kill(-1, SIGUSR1)` reaches every process it may
+        // signal. (Run it only where that is a namespace of its own.)
+        "kill-all" => {
+            let child = Pid::from_raw(-1); // what a failed fork returned
+            let _ = kill(child, Signal::SIGUSR1);
+            echo_until_eof();
+        }
+        // Signals its parent, as if to tell it something.
+        "signal-parent" => {
+            let _ = kill(getppid(), Signal::SIGTERM);
+            let _ = kill(getppid(), Signal::SIGINT);
+            echo_until_eof();
+        }
+        // Stops its parent.
+        "stop-parent" => {
+            let _ = kill(getppid(), Signal::SIGSTOP);
+            echo_until_eof();
+        }
+        // A child that signals `getppid()` once its parent has exited: its
+        // parent is then whoever adopted it. It keeps stdout open until it
+        // has, so the grader waits for it.
+        "orphan-signals" => {
+            let parent = getpid();
+            // SAFETY: single-threaded here; the child only polls, signals
+            // and exits.
+            match unsafe { fork() }.expect("fork") {
+                ForkResult::Child => {
+                    let until = Instant::now() + Duration::from_secs(10);
+                    while getppid() == parent && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    let _ = kill(getppid(), Signal::SIGUSR1);
+                    let _ = kill(getppid(), Signal::SIGTERM);
+                    std::process::exit(0)
+                }
+                ForkResult::Parent { .. } => echo_until_eof(),
+            }
+        }
         // Text meant for the reader of the report: terminal escapes that
         // clear the screen and draw a fake total, a carriage return, GitHub
         // workflow commands, on stdout and stderr and in a panic message.
