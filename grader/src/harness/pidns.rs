@@ -954,8 +954,9 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             limits: Default::default(),
             cpu: None,
+            env: Vec::new(),
         };
-        let opts = Options { output_cap: 1 << 20, forbid_leftovers: true };
+        let opts = Options { output_cap: 1 << 20, forbid_leftovers: true, needs_account: false };
         Some(Program::start("sh", &spec, opts, log.clone()).expect("sh starts"))
     }
 
