@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::support::{
@@ -483,17 +484,67 @@ fn disconnects(cx: &Ctx) -> Step {
 
 fn many_clients(cx: &Ctx) -> Step {
     const N: usize = 500;
-    let (p, addr) = start_server(cx, BIN, &[])?;
+    // Clients that arrive while the server is busy elsewhere wait in the
+    // listen backlog. A stopped server is the busy server made certain:
+    // the kernel completes each handshake by itself as long as the backlog
+    // has room, and drops the SYN once it is full.
+    const AT_ONCE: usize = 64;
+    let (mut p, addr) = start_server(cx, BIN, &[])?;
     let _heavy = cx.heavy();
     let t = cx.secs(10.0);
-    let mut conns = Vec::with_capacity(N);
-    for n in 1..=N {
-        let c = Conn::connect(&format!("client {n}"), addr, t, Default::default())?;
-        conns.push(c);
+    p.signal(Signal::SIGSTOP);
+    p.wait_for(&format!("{BIN} to stop (SIGSTOP)"), cx.secs(5.0), true, |p| {
+        let tasks = procfs::tasks(p.pid());
+        (!tasks.is_empty() && tasks.iter().all(|t| t.state == 'T')).then_some(())
+    })?;
+    let burst = Conn::connect_burst("client", AT_ONCE, addr, cx.secs(1.0), cx.log.clone());
+    p.signal(Signal::SIGCONT);
+    let (mut conns, dropped) = burst?;
+    if dropped > 0 {
+        return Err(Failure::wrong(
+            format!(
+                "with {BIN} stopped, {AT_ONCE} clients connected at once and {} handshakes completed; {dropped} \
+                 had their SYN dropped",
+                AT_ONCE - dropped
+            ),
+            format!("all {AT_ONCE} handshakes completed by the kernel, waiting in the listen backlog"),
+        )
+        .diagnosed(
+            format!(
+                "the listen backlog held only {} connections: clients that arrive while the server is busy \
+                 beyond that are dropped, and their kernel retries only a second or more later",
+                AT_ONCE - dropped
+            ),
+            "a backlog like the slide's `listen(s, 10)` is too small for hundreds of clients: pass \
+             `Backlog::MAXCONN` (SOMAXCONN) to `listen`",
+        ));
+    }
+    // The backlog is a queue, but which of the simultaneous handshakes the
+    // kernel finished first is its business: the burst's ids are 1..=64 in
+    // some order.
+    let mut ids = Vec::with_capacity(AT_ONCE);
+    for c in conns.iter_mut() {
+        let line = c.line("`welcome ID`", t).map_err(with_whereabouts(&p))?;
+        let text = String::from_utf8_lossy(&line);
+        match text.strip_prefix("welcome ").and_then(|n| n.parse::<usize>().ok()) {
+            Some(id) if (1..=AT_ONCE).contains(&id) && !ids.contains(&id) => ids.push(id),
+            _ => {
+                return Err(Failure::wrong(
+                    format!("{} got {} (ids so far: {ids:?})", c.name, show(&line)),
+                    format!("`welcome ID`, the ids of the first {AT_ONCE} clients 1 to {AT_ONCE}, each once"),
+                ))
+            }
+        }
+    }
+    cx.did(format!("the {AT_ONCE} clients got their welcome, ids 1 to {AT_ONCE}"));
+    for n in AT_ONCE + 1..=N {
+        conns.push(Conn::connect(&format!("client {n}"), addr, t, Default::default())?);
     }
     cx.did(format!("connected {N} clients"));
     for (i, c) in conns.iter_mut().enumerate() {
-        c.expect_line(&format!("welcome {}", i + 1), t).map_err(with_whereabouts(&p))?;
+        if i >= AT_ONCE {
+            c.expect_line(&format!("welcome {}", i + 1), t).map_err(with_whereabouts(&p))?;
+        }
         c.send_quiet(format!("ECHO {}\n", i + 1).as_bytes(), t)?;
     }
     for (i, c) in conns.iter_mut().enumerate() {

@@ -7,7 +7,7 @@
 
 use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags};
@@ -60,6 +60,67 @@ impl Conn {
         })?;
         log.borrow_mut().did(format!("{name} connected to {addr}"));
         Conn::new(name, stream, log)
+    }
+
+    /// Start `n` connections to `addr` at once, without waiting for any,
+    /// then wait (as long as `timeout`) until every handshake is done.
+    /// Returns the connections whose handshake completed, in the order they
+    /// were started, and how many did not complete. On loopback the kernel
+    /// completes a handshake inside `connect` itself, whether the server
+    /// runs or not, as long as its listen backlog has room: one that does
+    /// not complete had its SYN dropped because the backlog was full, and
+    /// is retried by the kernel only after a second or more.
+    pub fn connect_burst(
+        name: &str,
+        n: usize,
+        addr: SocketAddr,
+        timeout: Duration,
+        log: SharedTranscript,
+    ) -> Step<(Vec<Conn>, usize)> {
+        use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
+        let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        let to = SockaddrStorage::from(addr);
+        let mut pending = Vec::with_capacity(n);
+        for _ in 0..n {
+            let fd = socket(family, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+                .map_err(|e| Failure::grader(format!("socket: {e}")))?;
+            match connect(fd.as_raw_fd(), &to) {
+                Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => pending.push(fd),
+                Err(e) => {
+                    return Err(Failure::new(
+                        Kind::WrongOutput,
+                        format!("{name}: a connection to {addr} failed: {e}"),
+                        "the server to accept",
+                    ))
+                }
+            }
+        }
+        let until = Deadline::after(timeout);
+        let done = |fd: &std::os::fd::OwnedFd| {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+            matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(1))
+        };
+        loop {
+            let open = pending.iter().filter(|fd| !done(fd)).count();
+            if open == 0 || until.passed() {
+                break;
+            }
+            let first = pending.iter().find(|fd| !done(fd)).expect("one is open");
+            deadline::wait(&mut [PollFd::new(first.as_fd(), PollFlags::POLLOUT)], until);
+        }
+        let mut conns = Vec::new();
+        let mut left = 0;
+        for fd in pending {
+            let error = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SocketError).unwrap_or(0);
+            if done(&fd) && error == 0 {
+                let k = conns.len() + 1;
+                conns.push(Conn::new(&format!("{name} {k}"), TcpStream::from(fd), log.clone())?);
+            } else {
+                left += 1;
+            }
+        }
+        log.borrow_mut().did(format!("started {n} connections to {addr} at once; {} completed", conns.len()));
+        Ok((conns, left))
     }
 
     /// Send all of `bytes` (waiting for room as long as `timeout`), reading

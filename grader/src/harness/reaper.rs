@@ -92,6 +92,16 @@ pub fn spawn_tracked(cmd: &mut Command) -> Result<Tracked, SpawnError> {
     Ok(Tracked { child, pid })
 }
 
+/// Run `f`, which writes an executable, while no process is forked: a
+/// child forked meanwhile would inherit the descriptor it is written
+/// through and keep it until its `exec` (in a PID namespace, until the
+/// stand-in processes close it), and until then running the file fails
+/// with ETXTBSY ("Text file busy").
+pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
+    let _no_spawns = SPAWN_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 /// Run `f`, which forks and waits for a short-lived child of its own,
 /// without orphan reaping taking that child first.
 pub fn owning_children<T>(f: impl FnOnce() -> T) -> T {

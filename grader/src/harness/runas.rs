@@ -432,7 +432,7 @@ impl Copies {
         fs::create_dir(&folder)?;
         fs::set_permissions(&folder, fs::Permissions::from_mode(0o755))?;
         let copy = folder.join(path.file_name().ok_or_else(|| io::Error::other("no file name"))?);
-        fs::copy(path, &copy)?;
+        super::reaper::without_forks(|| fs::copy(path, &copy))?;
         fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))?;
         self.made.push((key, copy.clone()));
         Ok(copy)
