@@ -491,8 +491,17 @@ impl Namespace {
     }
 
     /// The process of the namespace that sees itself as `seen`.
+    ///
+    /// Looked up by the namespace each process is in, not by walking the
+    /// tree from init: a process that is being re-parented while the walk
+    /// passes (its parent just exited) is under neither parent the walk
+    /// reads, and a stage a pipeline left behind would go unseen.
     pub fn find(&self, seen: Pid) -> Option<Pid> {
-        self.members().into_iter().find(|&p| procfs::ns_pid(p) == Some(seen))
+        let ns_of = |p: Pid| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+        let ours = ns_of(self.init)?;
+        procfs::all_pids().into_iter().find(|&p| {
+            p != self.init && p != self.parent && procfs::ns_pid(p) == Some(seen) && ns_of(p).as_ref() == Some(&ours)
+        })
     }
 
     /// What the program `name` and its processes did to their parent, the
