@@ -119,3 +119,25 @@ fn which_cc() -> Result<&'static str, ()> {
         .find(|cc| std::process::Command::new(cc).arg("--version").output().is_ok_and(|o| o.status.success()))
         .ok_or(())
 }
+
+/// Where there is no `dbus-daemon`, every `bus` check is skipped with the
+/// reason and the package to install — never failed, never a hang — and
+/// the exercise counts neither way. (`GRADER_DBUS_DAEMON` pointed at a
+/// daemon that is not there: the machine this test runs on may have one.)
+#[test]
+fn without_a_dbus_daemon_the_bus_checks_are_skipped_with_the_package_to_install() {
+    let out = ipc_lab_tests::grader_cmd()
+        .args(["--solutions", "bus", "--format", "json"])
+        .env("GRADER_DBUS_DAEMON", "/nonexistent/dbus-daemon")
+        .output()
+        .expect("run grader");
+    let report = Report(serde_json::from_slice(&out.stdout).expect("a JSON report"));
+    let checks = report.checks("bus");
+    assert!(!checks.is_empty());
+    for (id, (status, message)) in &checks {
+        assert_eq!(status, "skipped", "bus/{id}: {message}");
+        assert!(message.contains("dbus-daemon") && message.contains("install"), "bus/{id}: {message}");
+        assert!(message.contains("/nonexistent/dbus-daemon"), "bus/{id} names what it tried: {message}");
+    }
+    assert_eq!(out.status.code(), Some(0), "skipped checks are no failure");
+}
