@@ -468,11 +468,17 @@ mod tests {
     fn a_process_is_foreign_only_while_it_runs_without_the_token() {
         let mut child = std::process::Command::new("sleep").arg("30").env("IPC_LAB_TEST_MARK", "x").spawn().unwrap();
         let pid = child.id() as i32;
-        assert_eq!(life(pid, "IPC_LAB_TEST_MARK="), Life::Ours);
+        // `spawn` returns once `exec` is past its point of no return; the
+        // new environment is in place a moment later (until then it reads
+        // empty: gone, which holds nothing either).
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while life(pid, "IPC_LAB_TEST_MARK=") != Life::Ours {
+            assert!(std::time::Instant::now() < until, "the child never showed its environment");
+            std::thread::yield_now();
+        }
         assert_eq!(life(pid, "IPC_LAB_TOKEN=0-"), Life::Foreign);
         child.kill().unwrap();
         // Killed but not reaped: a zombie holds nothing and is no one's.
-        let until = std::time::Instant::now() + Duration::from_secs(5);
         while procfs::state(Pid::from_raw(pid)) != Some('Z') {
             assert!(std::time::Instant::now() < until, "the killed child never became a zombie");
             std::thread::yield_now();
