@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Grade every corpus program (tests/corpus/<exercise>/*.c) N times (default
+# Grade every corpus program (tests/corpus/<exercise>/*.c; the *.toml
+# variants, edits of one of them, only `cargo test` builds) N times (default
 # 3) while two CPU-burning processes run, the way tests/tests/corpus.rs
 # grades it once per run (same build line, --check from its header,
 # GRADER_TIME_SCALE=2), and print for each program how many runs came out

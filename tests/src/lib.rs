@@ -137,6 +137,20 @@ pub struct Edit {
     pub replace: String,
 }
 
+impl Edit {
+    /// Replace the one occurrence of `find` in `text`; `Err(n)` when it
+    /// occurs `n` times instead (an edit must say exactly where it goes).
+    pub fn apply(&self, text: &mut String) -> Result<(), usize> {
+        match text.matches(&self.find).count() {
+            1 => {
+                *text = text.replacen(&self.find, &self.replace, 1);
+                Ok(())
+            }
+            n => Err(n),
+        }
+    }
+}
+
 fn main_rs() -> String {
     "src/main.rs".into()
 }
@@ -186,15 +200,13 @@ impl Mutant {
             let text = files
                 .get_mut(&edit.file)
                 .ok_or_else(|| format!("mutant {}/{}: no file {}", self.exercise, self.name, edit.file))?;
-            let n = text.matches(&edit.find).count();
-            if n != 1 {
-                return Err(format!(
+            edit.apply(text).map_err(|n| {
+                format!(
                     "mutant {}/{}: its `find` text occurs {n} times in solutions/{}/{} (must be exactly once); \
                      update the mutant to the solution",
                     self.exercise, self.name, self.exercise, edit.file
-                ));
-            }
-            *text = text.replacen(&edit.find, &edit.replace, 1);
+                )
+            })?;
         }
         Ok(files)
     }

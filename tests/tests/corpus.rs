@@ -204,6 +204,48 @@ fn corpus_program(#[files("corpus/*/*.c")] path: PathBuf) {
     check_program(path);
 }
 
+/// A program of the corpus written as another one with a few edits
+/// (`tests/corpus/<exercise>/<name>.toml`: a one-bug or shortcut variant):
+/// the `base` program's leading comment block replaced by `header`, then
+/// each `[[edit]]`'s `find` (exactly once in the base) replaced.
+#[derive(Debug, serde::Deserialize)]
+struct Derived {
+    base: String,
+    header: String,
+    edit: Vec<ipc_lab_tests::Edit>,
+}
+
+/// The source of the derived program at `path`.
+fn derived_source(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let d: Derived = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let base_path = path.with_file_name(&d.base);
+    let base = std::fs::read_to_string(&base_path).map_err(|e| format!("{}: {e}", base_path.display()))?;
+    let body: String = base.split_inclusive('\n').skip_while(|l| l.starts_with("//")).collect();
+    let mut source = d.header + &body;
+    for (i, edit) in d.edit.iter().enumerate() {
+        edit.apply(&mut source)
+            .map_err(|n| format!("edit {}: its `find` occurs {n} times in {} (must be once)", i + 1, d.base))?;
+    }
+    Ok(source)
+}
+
+/// One test per derived corpus program, named after its file.
+#[rstest]
+fn derived_corpus_program(#[files("corpus/*/*.toml")] path: PathBuf) {
+    let source = derived_source(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = parse_header(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if let Some(reason) = no_compiler() {
+        eprintln!("skipped {}: {reason}", path.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join(path.with_extension("c").file_name().expect("a file name"));
+    std::fs::write(&file, source).expect("write the derived program");
+    let exe = compile(&file, &header.bin, dir.path());
+    judge(&path, &header, &exe);
+}
+
 /// One test per program of the Rust corpus (`tests/corpus-rust/<crate>/
 /// src/bin/<name>.rs`: exercises whose library has no C headers on this
 /// machine kind, such as D-Bus), with the same header and the same runs;
