@@ -89,3 +89,31 @@ fn a_wait_reports_the_deadline_and_where_the_program_sat() {
     assert!(err.got.contains("was blocked in"), "{}", err.got);
     assert_eq!(err.expected, "a line that never comes");
 }
+
+/// A condition the program's exit fulfils is met by the exit, also when the
+/// exit comes between the wait's look at the condition and its look at the
+/// program: not "ended early". (The program closes its output first, and
+/// the condition dawdles after each look: the exit lands in that gap
+/// within the first few runs.)
+#[test]
+fn a_wait_for_the_exit_is_met_by_the_exit_however_it_falls() {
+    let spec = Spec {
+        path: "/bin/sh".into(),
+        args: vec!["-c".into(), "exec >&- 2>&-; sleep 0.02; exit 1".into()],
+        limits: Default::default(),
+        cpu: None,
+        env: Vec::new(),
+    };
+    for _ in 0..20 {
+        let opts = Options { output_cap: 1 << 20, forbid_leftovers: true, needs_account: false };
+        let mut p = Program::start("sh", &spec, opts, Rc::new(RefCell::new(Default::default()))).expect("start sh");
+        p.wait_for("the exit", Duration::from_secs(10), true, |p| {
+            let seen = p.exit().map(|_| ());
+            if seen.is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        })
+        .unwrap_or_else(|f| panic!("{} | {}", f.got, f.expected));
+    }
+}

@@ -600,7 +600,12 @@ impl Program {
             let exited = p.exit().is_some();
             // A held stdout is never read to its EOF: the exit alone ends it.
             let out_open = p.out.open() && !p.out.held;
-            (exited && !out_open && !p.err.open()).then(|| Err(p.ended_early(what)))
+            if !exited || out_open || p.err.open() {
+                return None;
+            }
+            // It may have exited just after `cond` looked: a condition the
+            // exit fulfils (`exit().is_some()`) is met, not "ended early".
+            Some(cond(p).map_or_else(|| Err(p.ended_early(what)), Ok))
         });
         outcome.unwrap_or_else(|| Err(self.timed_out(what, timeout)))
     }
